@@ -1,0 +1,53 @@
+"""Shared pieces of the reconstruction questions (AE, ConvAE, VAE):
+loading a split at the question's size and writing the answer pictures."""
+import json
+
+import numpy as np
+
+from common import datasets, pictures
+from common.runs import atomic_write_text
+
+# The newt photos are trained at 64x64 (the questions' size); the other
+# sets keep their native size (MNIST 28x28x1, CIFAR-10 32x32x3).
+DEFAULT_SIZE = {"imori": (64, 64)}
+
+
+def load_images(args, split, value_range, limit=None):
+    """The ``split`` of ``args.dataset`` as an ImageSet (float32 NHWC)."""
+    return datasets.load_dataset(args.dataset, split, data_dir=args.data_dir,
+                                 size=DEFAULT_SIZE.get(args.dataset), value_range=value_range,
+                                 limit=limit)
+
+
+def per_image_mse(inputs, outputs):
+    """Mean squared error of each image, over its pixels and channels."""
+    diff = np.asarray(outputs, np.float64) - np.asarray(inputs, np.float64)
+    return (diff ** 2).reshape(len(diff), -1).mean(axis=1)
+
+
+def report_reconstructions(run, data, outputs, value_range, show=16):
+    """Write ``test/reconstructions.png`` (input | output for the first
+    ``show`` images, each titled with its file name and MSE), one
+    ``answer_<name>.png`` pair per image for the first ``show`` images, and
+    ``test/metrics.json``; print and return the test-set MSE (mean over all
+    test images, pixels in ``value_range``)."""
+    test_dir = run.prepare_test()
+    errors = per_image_mse(data.images, outputs)
+    names = [p.rsplit("/", 1)[-1].rsplit(".", 1)[0] if p else f"{i:05d}" for i, p in enumerate(data.paths)]
+    if not any(data.paths):
+        names = [f"{data.class_names[lab]}_{i:05d}" for i, lab in enumerate(data.labels)]
+    k = min(show, len(outputs))
+    titles = [f"{n}  MSE {e:.4f}" for n, e in zip(names[:k], errors[:k])]
+    scale = max(1, 128 // data.images.shape[1])
+    pictures.save_pairs(data.images[:k], outputs[:k], test_dir / "reconstructions.png",
+                        value_range=value_range, titles=titles, scale=scale)
+    for i in range(k):
+        pictures.save_pairs(data.images[i:i + 1], outputs[i:i + 1], test_dir / f"answer_{names[i]}.png",
+                            value_range=value_range, scale=scale)
+    mse = float(errors.mean())
+    atomic_write_text(test_dir / "metrics.json", json.dumps(
+        {"test_mse": mse, "images": len(errors), "value_range": list(value_range),
+         "per_image": dict(zip(names, map(float, errors)))}, indent=2) + "\n")
+    print(f"{run.question} {run.framework}: test MSE {mse:.5f} over {len(errors)} test images "
+          f"(pixels in [{value_range[0]:g}, {value_range[1]:g}]); pictures in {test_dir}")
+    return mse
