@@ -49,7 +49,7 @@ def test_training_lowers_test_mse(question, framework, image_folder, tmp_path):
     test_dir = tmp_path / "run" / "test"
     picture = cv2.imread(str(test_dir / "reconstructions.png"))
     assert picture is not None and picture.shape[1] > picture.shape[0] / 4
-    assert json.loads((test_dir / "metrics.json").read_text())["images"] == 4
+    assert json.loads((test_dir / "metrics.json").read_text())["images"] == 8
     assert sorted(p.name for p in (tmp_path / "run" / "samples").glob("*.png")) == [
         "iter_000100.png", "iter_000200.png", "iter_000300.png"]
     assert (tmp_path / "run" / "curves.png").exists()
@@ -77,15 +77,24 @@ def test_resume_continues_the_same_run(question, framework, image_folder, tmp_pa
     assert latest["iteration"] == 12
 
 
+class _Checkpoints(dict):
+    """A dry-run checkpoint of a question x framework, made on first use."""
+
+    def __init__(self, image_folder, tmp_path_factory):
+        super().__init__()
+        self.image_folder, self.factory = image_folder, tmp_path_factory
+
+    def __missing__(self, key):
+        question, framework = key
+        out = self.factory.mktemp(f"{question}_{framework}")
+        run_in_process(question, framework, ["--dry-run", *common_args(self.image_folder, out)])
+        self[key] = out / "checkpoints" / "iter_000001"
+        return self[key]
+
+
 @pytest.fixture(scope="module")
 def checkpoints(image_folder, tmp_path_factory):
-    """A dry-run checkpoint of every question x framework."""
-    made = {}
-    for question, framework in CASES:
-        out = tmp_path_factory.mktemp(f"{question}_{framework}")
-        run_in_process(question, framework, ["--dry-run", *common_args(image_folder, out)])
-        made[question, framework] = out / "checkpoints" / "iter_000001"
-    return made
+    return _Checkpoints(image_folder, tmp_path_factory)
 
 
 @pytest.mark.parametrize("question,framework", CASES, ids=IDS)
@@ -108,7 +117,7 @@ def test_bad_input_is_one_line_and_status_2(question, framework, image_folder, t
     expect_usage_error(capsys, question, framework,
                        ["--test", "--checkpoint", checkpoints[other, framework],
                         *common_args(image_folder, tmp_path / "run")], other)
-    other_framework = "keras" if framework != "keras" else "pytorch"
+    other_framework = "chainer" if framework == "pytorch" else "pytorch"
     expect_usage_error(capsys, question, framework,
                        ["--test", "--checkpoint", checkpoints[question, other_framework],
                         *common_args(image_folder, tmp_path / "run")], other_framework)
