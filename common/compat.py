@@ -17,6 +17,24 @@ def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _import_tensorflow_quietly():
+    """TF 2.21 writes start-up notices (absl, oneDNN, missing CUDA drivers)
+    straight to file descriptor 2 while importing, whatever
+    TF_CPP_MIN_LOG_LEVEL says.  Point fd 2 at /dev/null for the import only;
+    Python exceptions still propagate and print afterwards."""
+    _quiet_tensorflow()
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        return importlib.import_module("tensorflow")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def remove_distutils_shim():
     """Chainer 7.8.1 imports ``numpy.distutils`` at import time, which fails
     under setuptools' distutils shim (setuptools >= 60 installs a
@@ -73,8 +91,7 @@ def import_tf_slim():
     ``with tf.Graph().as_default():`` and run them in a ``tf.Session``; do not
     disable eager execution globally (that would break Keras 3 in the same
     process)."""
-    _quiet_tensorflow()
-    tensorflow = importlib.import_module("tensorflow")
+    tensorflow = _import_tensorflow_quietly()
     alias_tf_keras_legacy_layers()
     alias_ops_tensor()
     with warnings.catch_warnings():
@@ -90,8 +107,8 @@ def import_tf_slim():
 def import_keras():
     """Import Keras 3 on the TensorFlow backend (the answers' custom train
     steps use ``tf.GradientTape``)."""
-    _quiet_tensorflow()
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    _import_tensorflow_quietly()
     keras = importlib.import_module("keras")
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(f"the Keras answers need KERAS_BACKEND=tensorflow, not {keras.backend.backend()}")
