@@ -89,7 +89,7 @@ def build_parser(question, framework, description, *, dataset, datasets=DATASETS
     train.add_argument("--iters", type=_positive_int, default=iters, help="training iterations")
     train.add_argument("--batch-size", type=_positive_int, default=batch_size, help="minibatch size")
     train.add_argument("--lr", type=_positive_float, default=lr, help="learning rate")
-    train.add_argument("--seed", type=int, default=seed, help="random seed (data order, augmentation, init)")
+    train.add_argument("--seed", type=_non_negative_int, default=seed, help="random seed (data order, augmentation, init)")
     train.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                        help="where to run: auto takes a GPU when the framework sees one")
     out = parser.add_argument_group("output and checkpoints")

@@ -51,3 +51,54 @@ def report_reconstructions(run, data, outputs, value_range, show=16):
     print(f"{run.question} {run.framework}: test MSE {mse:.5f} over {len(errors)} test images "
           f"(pixels in [{value_range[0]:g}, {value_range[1]:g}]); pictures in {test_dir}")
     return mse
+
+
+# ---------------------------------------------------------------------------
+# VAE
+# ---------------------------------------------------------------------------
+
+def pick_round_robin(labels, show=20):
+    """Indices of up to ``show`` images taken class by class: the first
+    image of every class (in class order), then the second of every class,
+    and so on -- so a picture of MNIST reconstructions shows 0..9, 0..9."""
+    labels = np.asarray(labels).reshape(-1)
+    per_class = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+    order = [idx[i] for i in range(max(map(len, per_class), default=0)) for idx in per_class if i < len(idx)]
+    return np.asarray(order[:show], dtype=np.int64)
+
+
+def report_vae_test(run, data, reconstructions, samples, terms, latent_dim, value_range=(0.0, 1.0),
+                    show=20, per_row=10):
+    """The VAE test: write ``test/reconstructions.png`` (rows of
+    ``per_row`` test images, each row followed by the row of their
+    reconstructions; images picked class by class by
+    ``pick_round_robin``), ``test/samples.png`` (the decoded z ~ N(0, I)
+    ``samples``) and ``test/metrics.json``; print and return ``terms``
+    (``{"loss": negative ELBO, "bce": ..., "kl": ...}``, means per test
+    image over the whole test split)."""
+    test_dir = run.prepare_test()
+    idx = pick_round_robin(data.labels, show)
+    per_row = max(1, min(per_row, len(idx)))
+    idx = idx[:len(idx) // per_row * per_row]
+    rows = []
+    for start in range(0, len(idx), per_row):
+        chunk = idx[start:start + per_row]
+        rows += [data.images[chunk], reconstructions[chunk]]
+    scale = max(1, 84 // data.images.shape[1])
+    pictures.save_strip(np.stack(rows), test_dir / "reconstructions.png", value_range=value_range,
+                        scale=scale, rows_labels=["input", "output"] * (len(rows) // 2),
+                        title=f"test images and their reconstructions ({run.framework})")
+    nrow = int(np.ceil(np.sqrt(len(samples))))
+    pictures.save_grid(samples, test_dir / "samples.png", nrow=nrow, value_range=value_range,
+                       scale=max(1, 56 // data.images.shape[1]),
+                       title=f"decoded from z ~ N(0, I) ({run.framework})")
+    result = {k: float(terms[k]) for k in ("loss", "bce", "kl")}
+    atomic_write_text(test_dir / "metrics.json", json.dumps(
+        {"negative_elbo": result["loss"], "bce": result["bce"], "kl": result["kl"],
+         "images": len(data.images), "latent_dim": int(latent_dim),
+         "units": "nats per test image (sums over pixels and latent dimensions, mean over images)",
+         "value_range": list(value_range)}, indent=2) + "\n")
+    print(f"{run.question} {run.framework}: test negative ELBO {result['loss']:.3f} = "
+          f"BCE {result['bce']:.3f} + KL {result['kl']:.3f} (nats per image, mean over "
+          f"{len(data.images)} test images); pictures in {test_dir}")
+    return result
