@@ -1,0 +1,235 @@
+"""Convolutional AutoEncoder (ConvAE) -- Chainer
+
+Question: encode a 64x64x3 newt photo with two Conv+ReLU+MaxPool stages,
+decode it with two stride-2 transposed convolutions, and train the network
+to reproduce its input (pixels in [-1, 1], MSE loss, Adam lr 1e-3,
+batch 64, 1000 iterations, flips and rotations as augmentation).
+Framework: Chainer 7 (NCHW), an explicit loop with optimizer.update().
+Paper: none (classic convolutional autoencoder).
+How to run:
+    python scripts_chainer/convae_chainer.py             # train, then test
+    python scripts_chainer/convae_chainer.py --test      # test the last checkpoint
+    python scripts_chainer/convae_chainer.py --dataset cifar10 --iters 5000
+"""
+# ---- Setup ----
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`
+
+import numpy as np  # noqa: E402
+
+from common import augment, batching, cli, compat, pictures, recon, runs  # noqa: E402
+
+chainer = compat.import_chainer()  # Chainer 7.8.1 needs a shim to import on this stack
+import chainer.functions as F  # noqa: E402
+import chainer.links as L  # noqa: E402
+
+QUESTION = "convae"
+FRAMEWORK = "chainer"
+
+# ---- Config ----
+VALUE_RANGE = (-1.0, 1.0)   # images are scaled to [-1, 1]
+CHANNELS = (32, 16)         # encoder widths; the decoder mirrors them
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8             # Chainer default, set explicitly (Keras' default is 1e-7)
+
+
+def parse_args(argv=None):
+    parser = cli.build_parser(QUESTION, FRAMEWORK, "Convolutional autoencoder (Chainer).",
+                              dataset="imori", iters=1000, batch_size=64, lr=1e-3,
+                              sample_every=100, checkpoint_every=500)
+    return cli.parse_args(parser, argv)
+
+
+def pick_device(choice):
+    gpu = cli.resolve_device(choice, chainer.backends.cuda.available) == "gpu"
+    return chainer.get_device("@cupy:0" if gpu else "@numpy")
+
+
+# ---- Data ----
+def load_data(args, split):
+    """Images as float32 NHWC in [-1, 1] (common loader, same in every framework)."""
+    return recon.load_images(args, split, VALUE_RANGE)
+
+
+def to_nchw(images):
+    """NHWC (common) -> NCHW (Chainer)."""
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+
+
+def to_nhwc(images):
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+# ---- Model ----
+def init_weights():
+    # Glorot-uniform weights, zero biases: the same explicit choice in all
+    # four versions (each framework's default initialiser differs).  Chainer's
+    # initialisers draw from NumPy's global generator (seeded in train()).
+    return {"initialW": chainer.initializers.GlorotUniform(),
+            "initial_bias": chainer.initializers.Zero()}
+
+
+class Encoder(chainer.Chain):
+    def __init__(self, in_channels):
+        super().__init__()
+        with self.init_scope():
+            self.conv1 = L.Convolution2D(in_channels, CHANNELS[0], ksize=3, stride=1, pad=1,
+                                         **init_weights())
+            self.conv2 = L.Convolution2D(CHANNELS[0], CHANNELS[1], ksize=3, stride=1, pad=1,
+                                         **init_weights())
+
+    def forward(self, x):
+        # cover_all=False pools like PyTorch and TF; Chainer's default (True)
+        # would also pool the partial window left over when a size is odd.
+        h = F.relu(self.conv1(x))                                 # (N,32,H,W)
+        h = F.max_pooling_2d(h, 2, stride=2, cover_all=False)     # (N,32,H/2,W/2)
+        h = F.relu(self.conv2(h))                                 # (N,16,H/2,W/2)
+        return F.max_pooling_2d(h, 2, stride=2, cover_all=False)  # (N,16,H/4,W/4)
+
+
+class Decoder(chainer.Chain):
+    def __init__(self, out_channels):
+        super().__init__()
+        with self.init_scope():
+            self.deconv1 = L.Deconvolution2D(CHANNELS[1], CHANNELS[0], ksize=2, stride=2, pad=0,
+                                             **init_weights())
+            self.deconv2 = L.Deconvolution2D(CHANNELS[0], out_channels, ksize=2, stride=2, pad=0,
+                                             **init_weights())
+
+    def forward(self, h):
+        h = F.relu(self.deconv1(h))  # (N,32,H/2,W/2)
+        # no output activation: the target is the [-1, 1] image itself
+        return self.deconv2(h)       # (N,C,H,W)
+
+
+class ConvAE(chainer.Chain):
+    def __init__(self, image_shape):
+        super().__init__()
+        height, width, channels = image_shape
+        if height % 4 or width % 4:
+            raise ValueError(f"image size {height}x{width} must be divisible by 4 (two 2x2 poolings)")
+        with self.init_scope():
+            self.encoder = Encoder(channels)
+            self.decoder = Decoder(channels)
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+def model_info(image_shape):
+    """What a checkpoint must match to be loaded into this model."""
+    return {"image_shape": list(image_shape), "channels": list(CHANNELS)}
+
+
+# ---- Losses ----
+def reconstruction_loss(outputs, targets):
+    """Mean squared error over pixels, channels and the batch."""
+    return F.mean_squared_error(outputs, targets)
+
+
+# ---- Train step ----
+def make_train_step(model, optimizer):
+    def train_step(real_images):
+        with chainer.using_config("train", True):
+            loss = reconstruction_loss(model(real_images), real_images)
+        model.cleargrads()
+        loss.backward()
+        optimizer.update()
+        return float(loss.array)
+    return train_step
+
+
+def reconstruct(model, images, device, batch_size=256):
+    """NHWC in, NHWC out, in inference mode."""
+    with chainer.using_config("train", False), chainer.no_backprop_mode():
+        outputs = [chainer.backends.cuda.to_cpu(model(device.send(to_nchw(images[i:i + batch_size]))).array)
+                   for i in range(0, len(images), batch_size)]
+    return to_nhwc(np.concatenate(outputs))
+
+
+def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
+    def write_files(folder):
+        chainer.serializers.save_npz(str(folder / "model.npz"), model)
+        chainer.serializers.save_npz(str(folder / "optimizer.npz"), optimizer)  # Adam's m, v and step t
+        _, key, pos, has_gauss, gauss = np.random.get_state()  # the generator Chainer draws from
+        np.savez(folder / "numpy_rng.npz", key=key, pos=pos, has_gauss=has_gauss, gauss=gauss)
+    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape), "feed": feed.state_dict()})
+
+
+def load_checkpoint(folder, model, optimizer=None):
+    chainer.serializers.load_npz(str(folder / "model.npz"), model)
+    if optimizer is not None:
+        chainer.serializers.load_npz(str(folder / "optimizer.npz"), optimizer)
+        with np.load(folder / "numpy_rng.npz") as rng:
+            np.random.set_state(("MT19937", rng["key"], int(rng["pos"]), int(rng["has_gauss"]),
+                                 float(rng["gauss"])))
+
+
+# ---- Train ----
+def train(args):
+    device = pick_device(args.device)
+    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+    data = load_data(args, "train")
+    image_shape = data.images.shape[1:]
+    cli.seed_everything(args.seed)  # before the model: Chainer initialises from NumPy's global generator
+    feed = batching.Feed(data.images, args.batch_size, args.seed,
+                         augment.for_dataset(args.dataset, VALUE_RANGE))
+    model = ConvAE(image_shape).to_device(device)
+    optimizer = chainer.optimizers.Adam(alpha=args.lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], eps=ADAM_EPS)
+    optimizer.setup(model)
+    start = 0
+    if args.resume:
+        folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape))
+        load_checkpoint(folder, model, optimizer)
+        feed.load_state_dict(meta["feed"])
+        start = meta["iteration"]
+        if start >= args.iters:
+            print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
+            return
+    run.prepare_training(args, resume=bool(args.resume))
+    train_step = make_train_step(model, optimizer)
+    fixed_images = data.images[:8]  # the same 8 training photos in every sample picture
+
+    def step(iteration):
+        real_images = device.send(to_nchw(feed.next()))
+        return {"loss": train_step(real_images)}
+
+    def on_sample(iteration):
+        pictures.save_pairs(fixed_images, reconstruct(model, fixed_images, device),
+                            run.sample_path(iteration), value_range=VALUE_RANGE,
+                            titles=[f"iteration {iteration}"] + [""] * (len(fixed_images) - 1))
+
+    runs.train_loop(run, start=start, iters=args.iters, step=step, fields=["loss"],
+                    on_sample=on_sample,
+                    on_checkpoint=lambda it: save_checkpoint(run, it, model, optimizer, feed, image_shape),
+                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+                    log_every=args.log_every, resume_at=start if args.resume else None, curves=["loss"])
+
+
+# ---- Test ----
+def test(args):
+    device = pick_device(args.device)
+    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+    data = load_data(args, "test")
+    image_shape = data.images.shape[1:]
+    folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape))
+    model = ConvAE(image_shape).to_device(device)
+    load_checkpoint(folder, model)
+    outputs = reconstruct(model, data.images, device)
+    return recon.report_reconstructions(run, data, outputs, VALUE_RANGE)
+
+
+# ---- Main ----
+def main(argv=None):
+    args = parse_args(argv)
+    if args.train:
+        train(args)
+    if args.test:
+        return test(args)
+    return None
+
+
+if __name__ == "__main__":
+    cli.run_main(main)
