@@ -1,0 +1,333 @@
+"""Variational AutoEncoder (VAE) -- Chainer
+
+Question: encode a 28x28x1 MNIST digit (pixels in [0, 1]) with Dense(256)
++ReLU into the mean and the log-variance of a 2-D Gaussian latent code,
+draw z = mu + eps * exp(logvar / 2) with eps ~ N(0, I) (the
+reparameterisation trick), decode z with Dense(256)+ReLU, Dense(784)
++sigmoid, and train on the negative ELBO: binary cross-entropy summed over
+the pixels plus KL(q(z|x) || N(0, I)) in closed form (Adam lr 1e-3,
+batch 256, 10000 iterations).  The test writes test digits beside their
+reconstructions, digits decoded from z ~ N(0, I), and prints the test-set
+negative ELBO and its two terms.
+Framework: Chainer 7, an explicit loop with optimizer.update().
+Paper: Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014
+(arXiv:1312.6114), appendix B for the closed-form KL.
+How to run:
+    python scripts_chainer/vae_chainer.py             # train, then test
+    python scripts_chainer/vae_chainer.py --test      # test the last checkpoint
+    python scripts_chainer/vae_chainer.py --latent-dim 8
+    python scripts_chainer/vae_chainer.py --data-dir ../shared/datasets/mnist10k   # offline
+    then: scripts_chainer/vae_latent_show_chainer.py, scripts_chainer/vae_latent_change_chainer.py
+"""
+# ---- Setup ----
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`
+
+import numpy as np  # noqa: E402
+
+from common import augment, batching, cli, compat, latent, pictures, recon, runs  # noqa: E402
+
+chainer = compat.import_chainer()  # Chainer 7.8.1 needs a shim to import on this stack
+import chainer.functions as F  # noqa: E402
+import chainer.links as L  # noqa: E402
+
+QUESTION = "vae"
+FRAMEWORK = "chainer"
+
+# ---- Config ----
+VALUE_RANGE = (0.0, 1.0)    # pixels in [0, 1]: the targets of the binary cross-entropy
+HIDDEN = 256                # the hidden layer of the encoder and of the decoder
+LATENT_DIM = 2              # the question's latent size (--latent-dim)
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8             # Chainer default, set explicitly (Keras' default is 1e-7); Chainer adds
+                            # it before the bias correction, PyTorch after (a tiny difference)
+SAMPLE_COUNT = 64           # digits in each training sample picture (a fixed z batch)
+TEST_SAMPLE_COUNT = 100     # digits in test/samples.png
+TRAIN_EPS = 4               # the NumPy stream of the training eps (common.latent uses 1-3)
+
+
+def add_flags(group):
+    group.add_argument("--latent-dim", type=cli.positive_int, default=LATENT_DIM,
+                       help="size of z (the latent scripts need 2)")
+
+
+def parse_args(argv=None):
+    parser = cli.build_parser(QUESTION, FRAMEWORK, "Variational autoencoder, an MLP (Chainer).",
+                              dataset="mnist", iters=10000, batch_size=256, lr=1e-3,
+                              sample_every=500, checkpoint_every=1000, extra=add_flags)
+    return cli.parse_args(parser, argv)
+
+
+def pick_device(choice):
+    gpu = cli.resolve_device(choice, chainer.backends.cuda.available) == "gpu"
+    return chainer.get_device("@cupy:0" if gpu else "@numpy")
+
+
+# ---- Data ----
+def load_data(args, split):
+    """Images as float32 NHWC in [0, 1] (common loader, same in every framework)."""
+    return recon.load_images(args, split, VALUE_RANGE)
+
+
+def flatten(images):
+    """NHWC -> (N, H*W*C).  The MLP sees the pixel vector in the common
+    NHWC order, so its weights match the PyTorch/Keras/TF versions 1:1."""
+    return images.reshape(len(images), -1)
+
+
+# ---- Model ----
+def init_weights():
+    # Glorot-uniform weights, zero biases: the same explicit choice in all
+    # four versions (each framework's default initialiser differs).  Chainer's
+    # initialisers draw from NumPy's global generator (seeded in train()).
+    return {"initialW": chainer.initializers.GlorotUniform(),
+            "initial_bias": chainer.initializers.Zero()}
+
+
+class Encoder(chainer.Chain):
+    """x -> (mu, logvar) of q(z|x) = N(mu, diag(exp(logvar)))."""
+
+    def __init__(self, in_features, latent_dim):
+        super().__init__()
+        with self.init_scope():
+            self.hidden = L.Linear(in_features, HIDDEN, **init_weights())   # (N, 256), then ReLU
+            self.mu = L.Linear(HIDDEN, latent_dim, **init_weights())        # (N, Z)
+            self.logvar = L.Linear(HIDDEN, latent_dim, **init_weights())    # (N, Z)
+
+    def forward(self, x):
+        h = F.relu(self.hidden(x))
+        return self.mu(h), self.logvar(h)
+
+
+class Decoder(chainer.Chain):
+    """z -> the logits of the pixels; sigmoid(logits) is the decoded image.
+    The sigmoid is applied by `decode` for pictures and inside the loss
+    (binary cross-entropy on logits, which never takes log(0))."""
+
+    def __init__(self, latent_dim, out_features):
+        super().__init__()
+        with self.init_scope():
+            self.hidden = L.Linear(latent_dim, HIDDEN, **init_weights())     # (N, 256), then ReLU
+            self.logits = L.Linear(HIDDEN, out_features, **init_weights())   # (N, H*W*C) logits
+            # + sigmoid -> pixels in [0, 1]
+
+    def forward(self, z):
+        return self.logits(F.relu(self.hidden(z)))
+
+
+def reparameterize(mu, logvar, eps):
+    """z = mu + eps * sigma with sigma = exp(logvar / 2): a sample of
+    q(z|x) through which gradients reach mu and logvar (eps ~ N(0, I) is
+    drawn outside, so the same eps gives the same z in every framework)."""
+    return mu + eps * F.exp(0.5 * logvar)
+
+
+class VAE(chainer.Chain):
+    def __init__(self, image_shape, latent_dim):
+        super().__init__()
+        in_features = int(np.prod(image_shape))
+        with self.init_scope():
+            self.encoder = Encoder(in_features, latent_dim)
+            self.decoder = Decoder(latent_dim, in_features)
+
+    def forward(self, x, eps):
+        """x (N, H*W*C) in [0, 1], eps (N, Z) -> (logits, mu, logvar)."""
+        mu, logvar = self.encoder(x)
+        z = reparameterize(mu, logvar, eps)
+        return self.decoder(z), mu, logvar
+
+
+def model_info(image_shape, latent_dim):
+    """What a checkpoint must match to be loaded into this model."""
+    return {"image_shape": list(image_shape), "hidden": HIDDEN, "latent_dim": int(latent_dim)}
+
+
+# ---- Losses ----
+# Both terms are summed per sample (over pixels, over latent dimensions)
+# and averaged over the batch: the loss is the negative ELBO per image, in
+# nats.  (A mean over pixels instead would weight the KL term 784 times
+# more and blur the digits.)
+def reconstruction_term(logits, x):
+    """-log p(x|z): binary cross-entropy of the targets x in [0, 1] and the
+    decoded pixels sigmoid(logits), summed over pixels, mean over the batch.
+    Computed from the logits as softplus(l) - x * l, which is the same
+    function (F.softplus evaluates max(l, 0) + log(1 + exp(-|l|))) and is
+    exact where sigmoid(l) rounds to 0 or 1.  (F.sigmoid_cross_entropy
+    takes only 0/1 integer labels, not targets in [0, 1].)"""
+    return F.mean(F.sum(F.softplus(logits) - x * logits, axis=1))
+
+
+def kl_term(mu, logvar):
+    """KL(N(mu, exp(logvar)) || N(0, I)) in closed form,
+    -1/2 * sum(1 + logvar - mu^2 - exp(logvar)) over the latent
+    dimensions, mean over the batch."""
+    return F.mean(-0.5 * F.sum(1.0 + logvar - F.square(mu) - F.exp(logvar), axis=1))
+
+
+def vae_loss(logits, x, mu, logvar):
+    """The negative ELBO = reconstruction_term + kl_term; returns
+    (loss, bce, kl) so that both terms can be logged."""
+    bce = reconstruction_term(logits, x)
+    kl = kl_term(mu, logvar)
+    return bce + kl, bce, kl
+
+
+# ---- Train step ----
+def make_train_step(model, optimizer):
+    def train_step(real_images, eps):
+        with chainer.using_config("train", True):
+            logits, mu, logvar = model(real_images, eps)
+            loss, bce, kl = vae_loss(logits, real_images, mu, logvar)
+        model.cleargrads()
+        loss.backward()
+        optimizer.update()
+        terms = F.stack([loss, bce, kl]).array
+        loss, bce, kl = chainer.backends.cuda.to_cpu(terms).tolist()   # one device -> host copy
+        return {"loss": loss, "bce": bce, "kl": kl}
+    return train_step
+
+
+def encode(model, images, device, batch_size=1000):
+    """NHWC images -> (mu, logvar), each (N, Z) NumPy, in inference mode."""
+    with chainer.using_config("train", False), chainer.no_backprop_mode():
+        parts = [model.encoder(device.send(flatten(images[i:i + batch_size])))
+                 for i in range(0, len(images), batch_size)]
+    return tuple(np.concatenate([chainer.backends.cuda.to_cpu(v.array) for v in p]) for p in zip(*parts))
+
+
+def decode(model, z, image_shape, device, batch_size=1000):
+    """(N, Z) NumPy codes -> NHWC images in [0, 1] (sigmoid of the logits)."""
+    z = np.asarray(z, np.float32)
+    with chainer.using_config("train", False), chainer.no_backprop_mode():
+        outputs = [chainer.backends.cuda.to_cpu(F.sigmoid(model.decoder(device.send(z[i:i + batch_size]))).array)
+                   for i in range(0, len(z), batch_size)]
+    return np.concatenate(outputs).reshape((len(z), *image_shape))
+
+
+def evaluate(model, images, eps, device, batch_size=1000):
+    """The negative ELBO and its two terms, means per image over all
+    ``images``, one z = mu + eps * sigma per image (``eps`` (N, Z) NumPy)."""
+    sums = np.zeros(3)
+    with chainer.using_config("train", False), chainer.no_backprop_mode():
+        for i in range(0, len(images), batch_size):
+            x = device.send(flatten(images[i:i + batch_size]))
+            logits, mu, logvar = model(x, device.send(eps[i:i + batch_size]))
+            terms = chainer.backends.cuda.to_cpu(F.stack(vae_loss(logits, x, mu, logvar)).array)
+            sums += terms.astype(np.float64) * len(x)
+    loss, bce, kl = sums / len(images)
+    return {"loss": loss, "bce": bce, "kl": kl}
+
+
+def eps_generator(seed):
+    """The NumPy generator of the training eps, its own stream of --seed.
+
+    PyTorch draws the training eps from torch's generator and checkpoints
+    its state.  Chainer has no generator of its own (its initialisers use
+    NumPy's global one on the CPU, CuPy's on a GPU), so eps comes from
+    NumPy here, drawn on the host and sent to the device (as in the TF-Slim
+    and Keras versions, the same stream): its state is a plain dict that
+    goes into the checkpoint's meta.json, so a resumed run draws the same
+    eps as an uninterrupted one, on CPU or GPU."""
+    return np.random.default_rng(np.random.SeedSequence(entropy=int(seed), spawn_key=(TRAIN_EPS, 0)))
+
+
+def save_checkpoint(run, iteration, model, optimizer, feed, eps_rng, image_shape, latent_dim, dataset):
+    def write_files(folder):
+        chainer.serializers.save_npz(str(folder / "model.npz"), model)
+        chainer.serializers.save_npz(str(folder / "optimizer.npz"), optimizer)  # Adam's m, v and step t
+        _, key, pos, has_gauss, gauss = np.random.get_state()  # the generator Chainer draws from
+        np.savez(folder / "numpy_rng.npz", key=key, pos=pos, has_gauss=has_gauss, gauss=gauss)
+    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape, latent_dim),
+                                                 "feed": feed.state_dict(), "dataset": dataset,
+                                                 "eps_rng": eps_rng.bit_generator.state})
+
+
+def load_checkpoint(folder, model, optimizer=None):
+    chainer.serializers.load_npz(str(folder / "model.npz"), model)
+    if optimizer is not None:
+        chainer.serializers.load_npz(str(folder / "optimizer.npz"), optimizer)
+        with np.load(folder / "numpy_rng.npz") as rng:
+            np.random.set_state(("MT19937", rng["key"], int(rng["pos"]), int(rng["has_gauss"]),
+                                 float(rng["gauss"])))
+
+
+# ---- Train ----
+def train(args):
+    device = pick_device(args.device)
+    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+    data = load_data(args, "train")
+    image_shape = data.images.shape[1:]
+    cli.seed_everything(args.seed)           # the weights: Chainer initialises from NumPy's global generator
+    eps_rng = eps_generator(args.seed)       # the eps of every training step, checkpointed
+    feed = batching.Feed(data.images, args.batch_size, args.seed,
+                         augment.for_dataset(args.dataset, VALUE_RANGE))   # none for the digit sets
+    model = VAE(image_shape, args.latent_dim).to_device(device)
+    optimizer = chainer.optimizers.Adam(alpha=args.lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], eps=ADAM_EPS)
+    optimizer.setup(model)
+    start = 0
+    if args.resume:
+        folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape, args.latent_dim))
+        load_checkpoint(folder, model, optimizer)
+        feed.load_state_dict(meta["feed"])
+        eps_rng.bit_generator.state = meta["eps_rng"]
+        start = meta["iteration"]
+        if start >= args.iters:
+            print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
+            return
+    run.prepare_training(args, resume=bool(args.resume))
+    train_step = make_train_step(model, optimizer)
+    fixed_z = latent.gaussian(SAMPLE_COUNT, args.latent_dim, args.seed, latent.SAMPLES)  # the same z in every picture
+
+    def step(iteration):
+        real_images = device.send(flatten(feed.next()))
+        # eps from the checkpointed NumPy generator (see eps_generator): a
+        # resumed run draws the same eps as an uninterrupted one, on CPU or GPU
+        eps = device.send(eps_rng.standard_normal((len(real_images), args.latent_dim)).astype(np.float32))
+        return train_step(real_images, eps)
+
+    def on_sample(iteration):
+        pictures.save_grid(decode(model, fixed_z, image_shape, device), run.sample_path(iteration),
+                           nrow=8, value_range=VALUE_RANGE, scale=2, title=f"iteration {iteration}")
+
+    runs.train_loop(run, start=start, iters=args.iters, step=step, fields=["loss", "bce", "kl"],
+                    on_sample=on_sample,
+                    on_checkpoint=lambda it: save_checkpoint(run, it, model, optimizer, feed, eps_rng, image_shape,
+                                                             args.latent_dim, args.dataset),
+                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+                    log_every=args.log_every, resume_at=start if args.resume else None,
+                    curves=["loss", "bce", "kl"])
+
+
+# ---- Test ----
+def test(args):
+    device = pick_device(args.device)
+    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+    data = load_data(args, "test")
+    image_shape = data.images.shape[1:]
+    folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape, args.latent_dim))
+    model = VAE(image_shape, args.latent_dim).to_device(device)
+    load_checkpoint(folder, model)
+    # one z per test image, eps from NumPy: the same in every framework
+    eps = latent.gaussian(len(data.images), args.latent_dim, args.seed, latent.TEST_EPS)
+    terms = evaluate(model, data.images, eps, device)
+    mu, _ = encode(model, data.images, device)
+    reconstructions = decode(model, mu, image_shape, device)   # decoded from the means
+    z = latent.gaussian(TEST_SAMPLE_COUNT, args.latent_dim, args.seed, latent.TEST_SAMPLES)
+    samples = decode(model, z, image_shape, device)
+    return recon.report_vae_test(run, data, reconstructions, samples, terms, args.latent_dim, VALUE_RANGE)
+
+
+# ---- Main ----
+def main(argv=None):
+    args = parse_args(argv)
+    if args.train:
+        train(args)
+    if args.test:
+        return test(args)
+    return None
+
+
+if __name__ == "__main__":
+    cli.run_main(main)
