@@ -29,15 +29,27 @@ GRID_RANGE = 4.0                 # over z1, z2 in [-GRID_RANGE, GRID_RANGE]
 SAMPLES = 1        # the fixed z of the training sample pictures
 TEST_SAMPLES = 2   # the z of test/samples.png
 TEST_EPS = 3       # the eps of the test-set ELBO, one row per test image
+TRAIN_EPS = 4      # the eps of every training step (TF-Slim, Keras, Chainer)
 
 
 def gaussian(n, dim, seed, stream):
     """(n, dim) float32 draws of N(0, I) from a NumPy generator seeded by
     ``(seed, stream)``: the same numbers in every framework, so that four
     versions with the same weights draw the same pictures and report the
-    same test ELBO.  (Training noise comes from each framework's own RNG.)"""
+    same test ELBO."""
     seq = np.random.SeedSequence(entropy=abs(int(seed)), spawn_key=(int(stream), int(seed < 0)))
     return np.random.default_rng(seq).standard_normal((int(n), int(dim))).astype(np.float32)
+
+
+def eps_generator(seed):
+    """The NumPy generator of the training eps: stream TRAIN_EPS of --seed.
+
+    Its state is a plain dict that goes into the checkpoint's meta.json, so
+    a resumed run draws the same eps as an uninterrupted one.  The TF-Slim,
+    Keras and Chainer versions draw their training eps from it (a TF1
+    Saver does not save op-level random state, Chainer has no generator of
+    its own); PyTorch uses torch's generator and checkpoints its state."""
+    return np.random.default_rng(np.random.SeedSequence(entropy=int(seed), spawn_key=(TRAIN_EPS, 0)))
 
 
 def line(start=LINE_FROM, end=LINE_TO, steps=LINE_STEPS):

@@ -45,7 +45,6 @@ ADAM_EPS = 1e-8             # Chainer default, set explicitly (Keras' default is
                             # it before the bias correction, PyTorch after (a tiny difference)
 SAMPLE_COUNT = 64           # digits in each training sample picture (a fixed z batch)
 TEST_SAMPLE_COUNT = 100     # digits in test/samples.png
-TRAIN_EPS = 4               # the NumPy stream of the training eps (common.latent uses 1-3)
 
 
 def add_flags(group):
@@ -220,18 +219,6 @@ def evaluate(model, images, eps, device, batch_size=1000):
     return {"loss": loss, "bce": bce, "kl": kl}
 
 
-def eps_generator(seed):
-    """The NumPy generator of the training eps, its own stream of --seed.
-
-    PyTorch draws the training eps from torch's generator and checkpoints
-    its state.  Chainer has no generator of its own (its initialisers use
-    NumPy's global one on the CPU, CuPy's on a GPU), so eps comes from
-    NumPy here, drawn on the host and sent to the device (as in the TF-Slim
-    and Keras versions, the same stream): its state is a plain dict that
-    goes into the checkpoint's meta.json, so a resumed run draws the same
-    eps as an uninterrupted one, on CPU or GPU."""
-    return np.random.default_rng(np.random.SeedSequence(entropy=int(seed), spawn_key=(TRAIN_EPS, 0)))
-
 
 def save_checkpoint(run, iteration, model, optimizer, feed, eps_rng, image_shape, latent_dim, dataset):
     def write_files(folder):
@@ -260,7 +247,7 @@ def train(args):
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
     cli.seed_everything(args.seed)           # the weights: Chainer initialises from NumPy's global generator
-    eps_rng = eps_generator(args.seed)       # the eps of every training step, checkpointed
+    eps_rng = latent.eps_generator(args.seed)   # the eps of every training step, checkpointed
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))   # none for the digit sets
     model = VAE(image_shape, args.latent_dim).to_device(device)
@@ -282,7 +269,7 @@ def train(args):
 
     def step(iteration):
         real_images = device.send(flatten(feed.next()))
-        # eps from the checkpointed NumPy generator (see eps_generator): a
+        # eps from the checkpointed NumPy generator (see latent.eps_generator): a
         # resumed run draws the same eps as an uninterrupted one, on CPU or GPU
         eps = device.send(eps_rng.standard_normal((len(real_images), args.latent_dim)).astype(np.float32))
         return train_step(real_images, eps)

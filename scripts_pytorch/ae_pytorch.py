@@ -146,6 +146,7 @@ def train(args):
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
+    cli.seed_everything(args.seed)
     torch.manual_seed(args.seed)
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))

@@ -44,7 +44,6 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8             # tf.v1 default, set explicitly (Keras' default is 1e-7)
 SAMPLE_COUNT = 64           # digits in each training sample picture (a fixed z batch)
 TEST_SAMPLE_COUNT = 100     # digits in test/samples.png
-TRAIN_EPS = 4               # the NumPy stream of the training eps (common.latent uses 1-3)
 
 
 def add_flags(group):
@@ -217,15 +216,6 @@ def evaluate(sess, model, images, eps, batch_size=1000):
     return {"loss": loss, "bce": bce, "kl": kl}
 
 
-def eps_generator(seed):
-    """The NumPy generator of the training eps, its own stream of --seed.
-    Why not a `tf.random_normal` op: the state of TF1's op-level random
-    generators lives in the session, not in any variable, so a Saver does
-    not checkpoint it and a resumed run would draw other eps.  This
-    generator's state goes into the checkpoint's meta.json instead, and
-    --resume continues bit-for-bit (feeding (N, Z) floats costs nothing)."""
-    return np.random.default_rng(np.random.SeedSequence(entropy=int(seed), spawn_key=(TRAIN_EPS, 0)))
-
 
 def save_checkpoint(run, iteration, sess, saver, feed, eps_rng, image_shape, latent_dim, dataset):
     def write_files(folder):
@@ -249,7 +239,7 @@ def train(args):
     image_shape = data.images.shape[1:]
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))   # none for the digit sets
-    eps_rng = eps_generator(args.seed)   # the eps of every training step, checkpointed
+    eps_rng = latent.eps_generator(args.seed)   # the eps of every training step, checkpointed
     with tf.Graph().as_default() as graph, tf.device(device):
         tf.set_random_seed(args.seed)    # the initial weights
         real_images = tf.placeholder(tf.float32, (None, int(np.prod(image_shape))), name="real_images")
@@ -280,7 +270,7 @@ def train(args):
 
         def step(iteration):
             real_images = flatten(feed.next())
-            # eps from the checkpointed NumPy generator (see eps_generator): a
+            # eps from the checkpointed NumPy generator (see latent.eps_generator): a
             # resumed run draws the same eps as an uninterrupted one
             eps = eps_rng.standard_normal((len(real_images), args.latent_dim)).astype(np.float32)
             return train_step(sess, real_images, eps)

@@ -15,6 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests run on the CPU everywhere
 os.environ.setdefault("MPLBACKEND", "Agg")
+# 2 cores: one OpenMP thread per process keeps PyTorch from spinning against
+# TensorFlow's thread pool in the same test process (and against subprocesses).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 FRAMEWORKS = ("pytorch", "tf_slim", "keras", "chainer")
 
