@@ -51,12 +51,16 @@ def load_data(args, split):
 
 
 def to_nchw(images):
-    """NHWC (common) -> NCHW (PyTorch)."""
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    """NHWC (common) -> an NCHW tensor.  The permute is a view: the memory
+    stays NHWC, which PyTorch calls channels_last -- its fast layout for
+    convolutions and pooling (measured 1.5x faster for this network on 2 CPU
+    cores than a contiguous NCHW copy)."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
 
 
-def to_nhwc(images):
-    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+def to_nhwc(outputs):
+    """NCHW tensor -> NHWC NumPy array."""
+    return np.ascontiguousarray(outputs.permute(0, 2, 3, 1).cpu().numpy())
 
 
 # ---- Model ----
@@ -131,9 +135,9 @@ def make_train_step(model, optimizer):
 def reconstruct(model, images, device, batch_size=256):
     """NHWC in, NHWC out, in inference mode."""
     model.eval()
-    outputs = [model(torch.from_numpy(to_nchw(images[i:i + batch_size])).to(device)).cpu().numpy()
+    outputs = [to_nhwc(model(to_nchw(images[i:i + batch_size]).to(device)))
                for i in range(0, len(images), batch_size)]
-    return to_nhwc(np.concatenate(outputs))
+    return np.concatenate(outputs)
 
 
 def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
@@ -161,7 +165,7 @@ def train(args):
     torch.manual_seed(args.seed)
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))
-    model = ConvAE(image_shape).to(device)
+    model = ConvAE(image_shape).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
     start = 0
     if args.resume:
@@ -177,7 +181,7 @@ def train(args):
     fixed_images = data.images[:8]  # the same 8 training photos in every sample picture
 
     def step(iteration):
-        real_images = torch.from_numpy(to_nchw(feed.next())).to(device)
+        real_images = to_nchw(feed.next()).to(device)
         return {"loss": train_step(real_images)}
 
     def on_sample(iteration):
@@ -199,7 +203,7 @@ def test(args):
     data = load_data(args, "test")
     image_shape = data.images.shape[1:]
     folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape))
-    model = ConvAE(image_shape).to(device)
+    model = ConvAE(image_shape).to(device, memory_format=torch.channels_last)
     load_checkpoint(folder, model)
     outputs = reconstruct(model, data.images, device)
     return recon.report_reconstructions(run, data, outputs, VALUE_RANGE)

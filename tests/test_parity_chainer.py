@@ -47,8 +47,14 @@ def chainer_layers(model):
 
 
 def network_input(script, question, images):
-    """What the network of ``script`` takes: the flat NHWC vector (AE) or NCHW."""
+    """What the network of ``script`` takes: the flat NHWC vector (AE) or NCHW
+    (a channels_last tensor view for PyTorch, an array for Chainer)."""
     return script.flatten(images) if question == "ae" else script.to_nchw(images)
+
+
+def torch_input(question, images):
+    value = network_input(load_script(question, "pytorch"), question, images)
+    return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
 
 
 class ChainerNetwork:
@@ -98,7 +104,7 @@ def test_same_shapes(networks):
     pt = load_script(question, "pytorch")
     images = np.zeros((2, *IMAGE_SHAPE), np.float32)
     with torch.no_grad():
-        torch_codes = model.encoder(torch.from_numpy(network_input(pt, question, images)))
+        torch_codes = model.encoder(torch_input(question, images))
     with net.chainer.using_config("train", False), net.chainer.no_backprop_mode():
         chainer_codes = net.model.encoder(network_input(net.script, question, images))
     assert chainer_codes.shape == tuple(torch_codes.shape)  # both NCHW (or flat)
@@ -139,7 +145,7 @@ def test_same_loss_and_gradients_with_the_same_weights(networks):
     pt = load_script(question, "pytorch")
     net.load_torch(model)
     images = np.random.default_rng(1).uniform(-1, 1, (4, *IMAGE_SHAPE)).astype(np.float32)
-    x = torch.from_numpy(network_input(pt, question, images))
+    x = torch_input(question, images)
     model.zero_grad()
     torch_loss = pt.reconstruction_loss(model(x), x)
     torch_loss.backward()

@@ -56,7 +56,7 @@ def keras_layers(model):
 def torch_input(question, images):
     """What the PyTorch network takes: the flat NHWC vector (AE) or NCHW."""
     pt = load_script(question, "pytorch")
-    return torch.from_numpy(pt.flatten(images) if question == "ae" else pt.to_nchw(images))
+    return torch.from_numpy(pt.flatten(images)) if question == "ae" else pt.to_nchw(images)
 
 
 def torch_to_keras(module, name, value):

@@ -107,10 +107,10 @@ def test_same_shapes(networks):
     question, model, net = networks
     pt = load_script(question, "pytorch")
     images = np.zeros((2, *IMAGE_SHAPE), np.float32)
-    torch_in = pt.flatten(images) if question == "ae" else pt.to_nchw(images)
+    torch_in = torch.from_numpy(pt.flatten(images)) if question == "ae" else pt.to_nchw(images)
     tf_in = net.script.flatten(images) if question == "ae" else images
     with torch.no_grad():
-        torch_codes = model.encoder(torch.from_numpy(torch_in))
+        torch_codes = model.encoder(torch_in)
     tf_codes = net.sess.run(net.codes, {net.model[0]: tf_in})
     assert tf_codes.shape == nhwc_shape(torch_codes.shape)
     tf_outputs = net.script.reconstruct(net.sess, net.model, images)
