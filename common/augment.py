@@ -38,8 +38,10 @@ def _rotation_matrix(angle_deg, height, width):
 
 def _warp(image, matrix, interpolation, border_value):
     h, w = image.shape[:2]
+    # borderValue must name every channel: a bare number fills channel 0
+    # only (the others get 0), which would paint coloured corners.
     out = cv2.warpAffine(np.ascontiguousarray(image), matrix, (w, h), flags=interpolation,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=(float(border_value),) * 4)
     return out.reshape(image.shape)
 
 

@@ -31,6 +31,15 @@ def test_arbitrary_rotation_really_rotates():
     assert turned[16, 26] < 0
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_rotation_fills_uncovered_corners_in_every_channel(channels):
+    x = np.full((1, 32, 32, channels), 0.5, np.float32)
+    turned = augment.rotate(x, 45.0, border_value=-1.0)
+    np.testing.assert_array_equal(turned[0, 0, 0], np.full(channels, -1.0, np.float32))
+    np.testing.assert_array_equal(turned[0, -1, -1], np.full(channels, -1.0, np.float32))
+    np.testing.assert_allclose(turned[0, 16, 16], 0.5)
+
+
 def test_flips_flip():
     x = _images()
     np.testing.assert_array_equal(augment.hflip(x), x[:, :, ::-1])
