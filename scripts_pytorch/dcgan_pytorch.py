@@ -1,0 +1,563 @@
+"""Deep Convolutional GAN (DCGAN) -- PyTorch
+
+Question: generate 64x64x3 newt photos (pixels in [-1, 1]) from noise
+z ~ U(-1, 1) of size 100.  Generator: Dense(H/16 * W/16 * 256)+BN+ReLU,
+then 5x5 stride-2 transposed convolutions 512, 256, 128 (each +BN+ReLU) and
+C (+tanh).  Discriminator: 5x5 stride-2 convolutions 32, 64, 128, 256 (each
++LeakyReLU 0.2), then Dense(1)+sigmoid.  Binary cross-entropy with the
+non-saturating generator loss, Adam lr 2e-4, beta1 0.5, batch 64, 5000
+iterations; the discriminator sees the real and the fake images in
+separate batches.  The depth follows the image size: k stride-2 stages
+with k = 4 for 64x64, 3 for 32x32 (CIFAR-10), 2 for 28x28 (MNIST,
+Fashion-MNIST), widths taken from the top of the lists above
+(common.gan.dcgan_stages).
+The network is wrapped in the class API of the reference document
+(dcgan_keras_class_api.md): DCGAN(name, z_dim, img_shape) with train,
+generate, discriminate, evaluate, generate_z, save_me, change_me; main()
+uses it.
+Framework: PyTorch (NCHW inside; the class API and common/ speak NHWC).
+Paper: Radford, Metz & Chintala, "Unsupervised Representation Learning with
+Deep Convolutional Generative Adversarial Networks", ICLR 2016
+(arXiv:1511.06434); the non-saturating loss: Goodfellow et al., "Generative
+Adversarial Nets", NeurIPS 2014 (arXiv:1406.2661), section 3.
+How to run:
+    python scripts_pytorch/dcgan_pytorch.py             # train, then test
+    python scripts_pytorch/dcgan_pytorch.py --test      # test the last checkpoint
+    python scripts_pytorch/dcgan_pytorch.py --dataset fashion_mnist --label-smoothing 0.1
+    python scripts_pytorch/dcgan_pytorch.py --dataset mnist --data-dir ../shared/datasets/mnist10k   # offline
+As a class:
+    from dcgan_pytorch import DCGAN
+    model = DCGAN("fmnist", z_dim=100, img_shape=(28, 28, 1))
+    result = model.train(images, epochs=40, batch_size=128, ls_epsilon=0.1)   # pixels in [0, 1] or [0, 255]
+    images = model.generate(model.generate_z(20))                             # pixels in [0, 1]
+    model.save_me("models/")        # models/fmnist_g.pt, fmnist_d.pt, fmnist_val.json
+"""
+# ---- Setup ----
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from common import augment, batching, cli, gan, pictures, runs  # noqa: E402
+from common.errors import UsageError  # noqa: E402
+
+QUESTION = "dcgan"
+FRAMEWORK = "pytorch"
+
+# ---- Config ----
+# Every framework default that differs between PyTorch, TF-Slim, Keras and
+# Chainer is set here explicitly, the same way in all four versions
+# (DESIGN.md section 7).
+VALUE_RANGE = gan.VALUE_RANGE   # the networks see and make images in [-1, 1]
+DENSE_CHANNELS = 256            # G's Dense layer makes a (H/2^k, W/2^k, 256) map
+G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last one (first k-1 used)
+D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (first k used)
+KERNEL, STRIDE = 5, 2
+# TF/Keras 'SAME' padding for a 5x5 stride-2 convolution of an even size:
+# 1 row/column before, 2 after.  PyTorch's padding=2 pads 2 and 2: the same
+# output shape, different numbers.  This version pads explicitly.
+SAME_PAD = (1, 2, 1, 2)         # (left, right, top, bottom) for F.pad
+LEAKY_SLOPE = 0.2               # torch's LeakyReLU default is 0.01 (Keras 0.3)
+INIT_STD = 0.02                 # weights ~ N(0, 0.02) (DCGAN paper), biases 0, BN gamma 1, beta 0
+                                # (measured at 64x64: Glorot-uniform made no difference to G's early
+                                # collapse; the MLP of the gan question is another story, see there)
+BN_EPS = 1e-5                   # torch default; Keras/slim default 1e-3, Chainer 2e-5
+BN_MOMENTUM = 0.1               # torch: running = 0.9 * running + 0.1 * batch
+                                # (= Keras momentum 0.9, slim decay 0.9, Chainer decay 0.9); the
+                                # running variance takes the unbiased batch variance here, in slim and
+                                # in Chainer, the biased one in Keras 3 (a factor n/(n-1), no switch)
+ADAM_BETAS = (0.5, 0.999)       # beta1 0.5 (DCGAN paper) for G and D
+ADAM_EPS = 1e-8                 # torch default, set explicitly (Keras' default is 1e-7)
+# File names of a checkpoint (save_me's three files + the optimizers)
+G_FILE, D_FILE, VAL_FILE, OPT_FILE = "generator.pt", "discriminator.pt", "variables.json", "optimizers.pt"
+WEIGHTS_SUFFIX = ".pt"
+
+
+def parse_args(argv=None):
+    parser = cli.build_parser(QUESTION, FRAMEWORK, "DCGAN (PyTorch).",
+                              dataset="imori", iters=5000, batch_size=64, lr=2e-4,
+                              sample_every=500, checkpoint_every=1000, extra=gan.add_flags)
+    return cli.parse_args(parser, argv)
+
+
+def pick_device(choice):
+    return torch.device("cuda" if cli.resolve_device(choice, torch.cuda.is_available()) == "gpu" else "cpu")
+
+
+# ---- Data ----
+def load_data(args, split, value_range=VALUE_RANGE):
+    """Images as float32 NHWC in ``value_range`` (common loader, same in every framework)."""
+    return gan.load_images(args, split, value_range)
+
+
+def to_nchw(images):
+    """NHWC (common) -> an NCHW tensor.  The permute is a view: the memory
+    stays NHWC, which PyTorch calls channels_last -- its fast layout for
+    convolutions (the networks are kept in it too)."""
+    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).permute(0, 3, 1, 2)
+
+
+def to_nhwc(outputs):
+    """NCHW tensor -> NHWC NumPy array."""
+    return np.ascontiguousarray(outputs.permute(0, 2, 3, 1).cpu().numpy())
+
+
+# ---- Model ----
+class Conv2dSame(nn.Conv2d):
+    """5x5 stride-2 convolution with TF's 'SAME' padding (even sizes only,
+    which the stage rule guarantees): (N, I, H, W) -> (N, O, H/2, W/2)."""
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__(in_channels, out_channels, KERNEL, STRIDE, padding=0)
+
+    def forward(self, x):
+        return super().forward(F.pad(x, SAME_PAD))
+
+
+class ConvTranspose2dSame(nn.ConvTranspose2d):
+    """5x5 stride-2 transposed convolution equal to TF's conv2d_transpose
+    with 'SAME' padding: (N, I, H, W) -> (N, O, 2H, 2W).  The full output
+    is 2H+3 wide; TF crops 1 row/column before and 2 after, PyTorch's
+    padding=1 crops 1 and 1, so the last row and column are dropped here.
+    (padding=2, output_padding=1 has the right shape but is shifted by one
+    pixel.)  The cropped view is copied into channels_last memory: BatchNorm
+    on the strided view was 20x slower (measured: 25% of a training step)."""
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__(in_channels, out_channels, KERNEL, STRIDE, padding=1)
+
+    def forward(self, x):
+        return super().forward(x)[:, :, :-1, :-1].contiguous(memory_format=torch.channels_last)
+
+
+def init_weights(network, rng):
+    """N(0, 0.02) weights, zero biases, BatchNorm gamma 1 and beta 0: the
+    same explicit rule in all four versions (the defaults all differ).
+    ``rng`` is a torch.Generator, so building a model leaves torch's global
+    RNG alone."""
+    for module in network.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(module.weight, 0.0, INIT_STD, generator=rng)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    """z (N, z_dim) -> images (N, C, H, W) in [-1, 1]."""
+
+    def __init__(self, z_dim, image_shape):
+        super().__init__()
+        height, width, channels = image_shape
+        k, (h0, w0) = gan.dcgan_stages(image_shape)
+        self.start = (h0, w0)
+        self.dense = nn.Sequential(
+            nn.Linear(z_dim, h0 * w0 * DENSE_CHANNELS),                   # (N, h0*w0*256), NHWC order
+            nn.BatchNorm1d(h0 * w0 * DENSE_CHANNELS, eps=BN_EPS, momentum=BN_MOMENTUM),
+            nn.ReLU(),
+        )
+        layers, in_channels = [], DENSE_CHANNELS
+        for width in G_WIDTHS[:k - 1]:                                    # 512, 256, 128 for k = 4
+            layers += [ConvTranspose2dSame(in_channels, width),           # (N, width, 2h, 2w)
+                       nn.BatchNorm2d(width, eps=BN_EPS, momentum=BN_MOMENTUM),
+                       nn.ReLU()]
+            in_channels = width
+        layers += [ConvTranspose2dSame(in_channels, channels),            # (N, C, H, W)
+                   nn.Tanh()]
+        self.deconvs = nn.Sequential(*layers)
+
+    def forward(self, z):
+        h0, w0 = self.start
+        x = self.dense(z)                                                 # (N, h0*w0*256)
+        # The Dense units are read as an NHWC map, as in the NHWC frameworks,
+        # so that the Dense and BatchNorm weights match theirs 1:1.
+        x = x.view(-1, h0, w0, DENSE_CHANNELS).permute(0, 3, 1, 2)        # (N, 256, h0, w0)
+        return self.deconvs(x)                                            # (N, C, H, W)
+
+
+class Discriminator(nn.Module):
+    """images (N, C, H, W) -> logits (N, 1); D(x) = sigmoid(logits) is the
+    probability that x is real.  The sigmoid is applied by `discriminate`
+    and inside the loss (binary cross-entropy on logits, which never takes
+    log(0))."""
+
+    def __init__(self, image_shape):
+        super().__init__()
+        height, width, channels = image_shape
+        k, _ = gan.dcgan_stages(image_shape)
+        layers, in_channels = [], channels
+        for features in D_WIDTHS[:k]:                                     # 32, 64, 128, 256 for k = 4
+            layers += [Conv2dSame(in_channels, features),                 # (N, features, h/2, w/2)
+                       nn.LeakyReLU(LEAKY_SLOPE)]
+            in_channels = features
+        self.convs = nn.Sequential(*layers)
+        self.dense = nn.Linear((height >> k) * (width >> k) * in_channels, 1)   # (N, 1) logits
+
+    def forward(self, x):
+        x = self.convs(x)                                                 # (N, 256, H/16, W/16)
+        # Flatten in NHWC order, as the NHWC frameworks do, so that the
+        # Dense weights match theirs without a row permutation.
+        x = x.permute(0, 2, 3, 1).flatten(1)                              # (N, H/16*W/16*256)
+        return self.dense(x)                                              # (N, 1)
+
+
+def model_info(image_shape, z_dim):
+    """What a checkpoint must match to be loaded into this model."""
+    k, start = gan.dcgan_stages(image_shape)
+    return {"image_shape": list(image_shape), "z_dim": int(z_dim), "stages": k, "start": list(start),
+            "generator": [DENSE_CHANNELS, *G_WIDTHS[:k - 1]], "discriminator": list(D_WIDTHS[:k])}
+
+
+# ---- Losses ----
+def discriminator_loss(real_logits, fake_logits, ls_epsilon=0.0):
+    """Binary cross-entropy of D on the real batch (labels 1 - eps) and on
+    the fake batch (labels eps), averaged over both batches (eps: label
+    smoothing, 0 by default)."""
+    real_loss = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, 1.0 - ls_epsilon))
+    fake_loss = F.binary_cross_entropy_with_logits(fake_logits, torch.full_like(fake_logits, ls_epsilon))
+    return 0.5 * (real_loss + fake_loss)
+
+
+def generator_loss(fake_logits):
+    """The non-saturating generator loss -mean(log D(G(z))): the fake
+    images labelled real (1, never smoothed).  Its gradient is strong
+    exactly when D rejects the fakes, early in training, unlike the
+    minimax loss mean(log(1 - D(G(z))))."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def discriminator_accuracy(real_logits, fake_logits):
+    """Fraction of both batches on the right side of D(x) = 0.5 (logit 0)."""
+    return torch.cat([real_logits > 0, fake_logits <= 0]).float().mean()
+
+
+# ---- Train step ----
+def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
+    """One iteration: one D update, then one G update, on one z batch.
+
+    1. fake_images = G(z), once (G's BatchNorm uses and tracks the fake batch's statistics);
+    2. D step: D(real_images) and D(fake_images) in two separate batches,
+       the loss averaged over both; no gradient reaches G;
+    3. G step: the updated D judges the same fake_images, labelled real;
+       D is frozen (requires_grad off), only G is updated.
+    Returns d_loss, g_loss, d_accuracy, d_real, d_fake (common.gan.FIELDS),
+    measured in the D step except g_loss."""
+
+    def train_step(real_images, z, ls_epsilon):
+        generator.train()
+        discriminator.train()
+        fake_images = generator(z)
+
+        d_optimizer.zero_grad(set_to_none=True)
+        real_logits = discriminator(real_images)
+        fake_logits = discriminator(fake_images.detach())
+        d_loss = discriminator_loss(real_logits, fake_logits, ls_epsilon)
+        d_loss.backward()
+        d_optimizer.step()
+
+        discriminator.requires_grad_(False)
+        g_optimizer.zero_grad(set_to_none=True)
+        g_loss = generator_loss(discriminator(fake_images))
+        g_loss.backward()
+        g_optimizer.step()
+        discriminator.requires_grad_(True)
+
+        with torch.no_grad():
+            values = torch.stack([d_loss, g_loss, discriminator_accuracy(real_logits, fake_logits),
+                                  torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()])
+        return dict(zip(gan.FIELDS, values.tolist()))   # one device -> host copy
+
+    return train_step
+
+
+# ---- Class API ----
+class DCGAN:
+    """The DCGAN of the reference document's class API, on NumPy NHWC arrays.
+
+    DCGAN(name, z_dim=100, img_shape=(28, 28, 1)) builds the networks and
+    their optimizers.  Images given to it are pixels in [0, 1] or [0, 255]
+    (NHWC); images it returns are pixels in [0, 1].  Noise is
+    z ~ U(-1, 1) (DESIGN.md; the original drew N(0, 1)).  Keyword-only
+    extras: ``seed`` (weights, z_fixed_for_sample and every z it draws),
+    ``lr`` and ``device`` ('auto', 'cpu', 'gpu').
+
+    Public attributes for scripts and tests: ``generator``,
+    ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``."""
+
+    def __init__(self, name, z_dim=gan.Z_DIM, img_shape=(28, 28, 1), *, seed=0, lr=2e-4, device="auto"):
+        self._name = str(name)
+        self._seed = int(seed)
+        self._lr = float(lr)
+        self.device = pick_device(device)
+        self._iterations = 0
+        self._build(int(z_dim), tuple(int(v) for v in img_shape))
+
+    def _build(self, z_dim, img_shape):
+        if len(img_shape) != 3:
+            raise UsageError(f"img_shape must be (H, W, C), got {img_shape}")
+        gan.dcgan_stages(img_shape)                  # a size the network can make, or a UsageError
+        self._z_dim, self._img_shape = z_dim, img_shape
+        rng = torch.Generator().manual_seed(self._seed)
+        self.generator = Generator(z_dim, img_shape)
+        self.discriminator = Discriminator(img_shape)
+        init_weights(self.generator, rng)
+        init_weights(self.discriminator, rng)
+        self.generator.to(self.device, memory_format=torch.channels_last)
+        self.discriminator.to(self.device, memory_format=torch.channels_last)
+        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=self._lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=self._lr, betas=ADAM_BETAS,
+                                            eps=ADAM_EPS)
+        self._train_step = make_train_step(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer)
+        self.z_sampler = gan.ZSampler(z_dim, self._seed)
+        self._batch_rng = gan.rng(self._seed, gan.BATCHES)
+        self._z_fixed = gan.uniform_z(gan.SAMPLE_COUNT, z_dim, self._seed, gan.SAMPLES)
+
+    # -- properties ------------------------------------------------------
+    @property
+    def img_shape(self):
+        return self._img_shape
+
+    @property
+    def z_dim(self):
+        return self._z_dim
+
+    @property
+    def name(self):
+        return self._name
+
+    @name.setter
+    def name(self, value):
+        self._name = str(value)
+
+    @property
+    def z_fixed_for_sample(self):
+        """The fixed z of the training sample pictures (a copy)."""
+        return self._z_fixed.copy()
+
+    # -- noise -----------------------------------------------------------
+    def generate_z(self, len_z):
+        """(len_z, z_dim) float32 z ~ U(-1, 1), from the instance's generator."""
+        return self.z_sampler(len_z)
+
+    # -- training --------------------------------------------------------
+    def train_step(self, real_images, z, ls_epsilon=0.0):
+        """One iteration (one D update, one G update) on ``real_images``
+        (NHWC, already in [-1, 1]) and ``z``; returns the metrics dict."""
+        real_images = to_nchw(real_images).to(self.device)
+        z = torch.from_numpy(np.asarray(z, np.float32)).to(self.device)
+        values = self._train_step(real_images, z, float(ls_epsilon))
+        self._iterations += 1
+        return values
+
+    def train(self, imgs_train, epochs, batch_size=128, ls_epsilon=0, sample_img_interval=0,
+              sample_dir="samples"):
+        """Train for ``epochs`` epochs of ``imgs_train`` (N, *img_shape),
+        pixels in [0, 1] or [0, 255], and return the result dictionary
+        (per-epoch d_loss, d_accuracy, g_loss, mean D(real), mean D(fake),
+        seconds, and the total time; keys in common.gan.RESULT_KEYS).
+
+        After each epoch D and G are measured in inference mode on fixed
+        data: the first EVAL_COUNT training images and as many fixed z.
+        With ``sample_img_interval`` > 0, 32 images from z_fixed_for_sample
+        are written to ``sample_dir`` after the first epoch, every
+        ``sample_img_interval`` epochs and after the last one."""
+        images = gan.to_model_range(imgs_train, self._img_shape, "imgs_train")
+        ls_epsilon = gan.check_label_smoothing(ls_epsilon)
+        epochs, batch_size = gan.check_positive_int(epochs, "epochs"), gan.check_positive_int(batch_size, "batch_size")
+        batches = batching.Minibatches(len(images), batch_size, self._batch_rng)
+        eval_real = images[:gan.EVAL_COUNT]
+        eval_z = gan.uniform_z(len(eval_real), self._z_dim, self._seed, gan.EVALUATE)
+        history = gan.History(self._name, epochs, batch_size, ls_epsilon)
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            for _ in range(gan.epoch_iterations(len(images), batch_size)):
+                self.train_step(images[next(batches)], self.generate_z(batch_size), ls_epsilon)
+            measures = gan.d_measures(self.discriminator_logits(eval_real),
+                                      self.discriminator_logits(self.generator_output(eval_z)))
+            history.add(epoch, self._iterations, measures, time.perf_counter() - start, len(eval_real), len(eval_z))
+            if sample_img_interval > 0 and (epoch % sample_img_interval == 0 or epoch == epochs - 1):
+                path = Path(sample_dir) / f"{self._name}_epoch_{epoch:04d}.png"
+                pictures.save_grid(self.generate(self._z_fixed[:gan.CLASS_SAMPLE_COUNT]), path, nrow=8,
+                                   value_range=gan.PIXEL_RANGE, scale=max(1, 56 // self._img_shape[0]),
+                                   title=f"{self._name}, epoch {epoch}")
+                print(f" samples: {path}")
+        return history.result()
+
+    # -- inference -------------------------------------------------------
+    @torch.no_grad()
+    def generator_output(self, z, batch_size=256):
+        """z -> G(z) in [-1, 1] (the network's own range), NHWC NumPy, in
+        inference mode.  generate() is this mapped to pixels in [0, 1]."""
+        self.generator.eval()
+        z = gan.check_z(z, self._z_dim)
+        out = [to_nhwc(self.generator(torch.from_numpy(z[i:i + batch_size]).to(self.device)))
+               for i in range(0, len(z), batch_size)]
+        return np.concatenate(out)
+
+    @torch.no_grad()
+    def discriminator_logits(self, images, batch_size=256):
+        """NHWC images in [-1, 1] -> D's logits (N, 1), in inference mode.
+        discriminate() is the sigmoid of this for pixels in [0, 1] or [0, 255]."""
+        self.discriminator.eval()
+        out = [self.discriminator(to_nchw(images[i:i + batch_size]).to(self.device)).cpu().numpy()
+               for i in range(0, len(images), batch_size)]
+        return np.concatenate(out)
+
+    def generate(self, z):
+        """(N, z_dim) -> (N, *img_shape) images, pixels in [0, 1]."""
+        return gan.to_pixels(self.generator_output(z))
+
+    def discriminate(self, imgs):
+        """(N, *img_shape) pixels in [0, 1] or [0, 255] -> (N, 1), the
+        probability D gives each image of being real."""
+        logits = self.discriminator_logits(gan.to_model_range(imgs, self._img_shape))
+        return gan.sigmoid(logits).astype(np.float32)
+
+    def evaluate(self, imgs, labels):
+        """``(d_loss, d_accuracy, g_loss)``: D's binary cross-entropy and
+        accuracy on ``imgs`` with ``labels`` (1 real, 0 fake), and G's loss
+        on as many images generated from new z (generate_z)."""
+        images = gan.to_model_range(imgs, self._img_shape)
+        labels = gan.check_labels(labels, len(images))
+        fake_logits = self.discriminator_logits(self.generator_output(self.generate_z(len(images))))
+        return gan.evaluate_logits(self.discriminator_logits(images), labels, fake_logits)
+
+    # -- files -----------------------------------------------------------
+    def save_me(self, files_dir, g_file_name="", d_file_name="", val_file_name=""):
+        """Write G's and D's weights (PyTorch state dicts, BatchNorm running
+        statistics included) and the variables file (JSON: name, z_dim,
+        img_shape, z_fixed_for_sample) into ``files_dir``.  Empty names
+        default to <name>_g.pt, <name>_d.pt, <name>_val.json.  Returns the
+        three paths."""
+        files_dir = Path(files_dir)
+        files_dir.mkdir(parents=True, exist_ok=True)
+        g_name, d_name, val_name = gan.file_names(self._name, g_file_name, d_file_name, val_file_name, WEIGHTS_SUFFIX)
+        torch.save(self.generator.state_dict(), files_dir / g_name)
+        torch.save(self.discriminator.state_dict(), files_dir / d_name)
+        gan.write_variables(files_dir / val_name, gan.variables(QUESTION, FRAMEWORK, self._name, self._z_dim,
+                                                                self._img_shape, self._z_fixed))
+        return files_dir / g_name, files_dir / d_name, files_dir / val_name
+
+    def change_me(self, files_dir, g_file_name, d_file_name, val_file_name):
+        """Become the model saved by save_me in ``files_dir``: its name,
+        z_dim, img_shape, z_fixed_for_sample and weights.  The optimizers
+        and the noise generator start afresh (a checkpoint restores them
+        separately, see load_checkpoint)."""
+        files_dir = Path(files_dir)
+        g_name, d_name, val_name = gan.file_names(self._name, g_file_name, d_file_name, val_file_name, WEIGHTS_SUFFIX)
+        name, z_dim, img_shape, z_fixed = gan.read_variables(files_dir / val_name, QUESTION, FRAMEWORK)
+        states = []
+        for path in (files_dir / g_name, files_dir / d_name):
+            try:
+                states.append(torch.load(path, map_location="cpu", weights_only=True))
+            except FileNotFoundError:
+                raise UsageError(f"weights file {path} does not exist") from None
+            except Exception as err:   # torch raises several types for a file that is not its own
+                raise UsageError(f"{path} is not a PyTorch weights file ({type(err).__name__})") from None
+        self._build(z_dim, img_shape)
+        try:
+            self.generator.load_state_dict(states[0])
+            self.discriminator.load_state_dict(states[1])
+        except RuntimeError as err:
+            raise UsageError(f"the weights in {files_dir} do not fit a {QUESTION} of img_shape {img_shape}, "
+                             f"z_dim {z_dim}: {str(err).splitlines()[0]}") from None
+        self._name, self._z_fixed = name, z_fixed
+
+
+# ---- Train ----
+def save_checkpoint(run, iteration, model, feed, image_shape, args):
+    def write_files(folder):
+        model.save_me(folder, G_FILE, D_FILE, VAL_FILE)
+        torch.save({"g_optimizer": model.g_optimizer.state_dict(), "d_optimizer": model.d_optimizer.state_dict(),
+                    "torch_rng": torch.get_rng_state()}, folder / OPT_FILE)
+    run.save_checkpoint(iteration, write_files, {
+        "model": model_info(image_shape, model.z_dim), "feed": feed.state_dict(),
+        "z_sampler": model.z_sampler.state_dict(), "dataset": args.dataset,
+        "label_smoothing": args.label_smoothing})
+
+
+def load_checkpoint(folder, meta, model, feed):
+    """Continue a run: weights, optimizers, RNG states and data order."""
+    model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
+    state = torch.load(folder / OPT_FILE, map_location="cpu", weights_only=True)
+    model.g_optimizer.load_state_dict(state["g_optimizer"])
+    model.d_optimizer.load_state_dict(state["d_optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    model.z_sampler.load_state_dict(meta["z_sampler"])
+    feed.load_state_dict(meta["feed"])
+
+
+def train(args):
+    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+    data = load_data(args, "train")
+    image_shape = data.images.shape[1:]
+    info = model_info(image_shape, args.z_dim)
+    cli.seed_everything(args.seed)
+    torch.manual_seed(args.seed)
+    feed = batching.Feed(data.images, args.batch_size, args.seed,
+                         augment.for_dataset(args.dataset, VALUE_RANGE))
+    model = DCGAN(f"{QUESTION}_{args.dataset}", args.z_dim, image_shape, seed=args.seed, lr=args.lr,
+                  device=args.device)
+    start = 0
+    if args.resume:
+        folder, meta = run.load_checkpoint_meta(args.resume, info)
+        load_checkpoint(folder, meta, model, feed)
+        start = meta["iteration"]
+        if start >= args.iters:
+            print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
+            return
+    run.prepare_training(args, resume=bool(args.resume))
+    if not args.resume:
+        gan.clear_pictures(run)
+
+    def step(iteration):
+        return model.train_step(feed.next(), model.generate_z(args.batch_size), args.label_smoothing)
+
+    def on_sample(iteration):
+        gan.save_samples(run, iteration, model.generate(model.z_fixed_for_sample))
+
+    def on_checkpoint(iteration):
+        save_checkpoint(run, iteration, model, feed, image_shape, args)
+        gan.plot_training(run)
+
+    runs.train_loop(run, start=start, iters=args.iters, step=step, fields=gan.FIELDS,
+                    on_sample=on_sample, on_checkpoint=on_checkpoint,
+                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+                    log_every=args.log_every, resume_at=start if args.resume else None)
+
+
+# ---- Test ----
+def test(args):
+    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+    data = load_data(args, "test", gan.PIXEL_RANGE)   # pixels in [0, 1], as the class API takes them
+    image_shape = data.images.shape[1:]
+    folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape, args.z_dim))
+    model = DCGAN(QUESTION, args.z_dim, image_shape, seed=args.seed, device=args.device)
+    model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
+    z = gan.test_latents(args.z_dim, args.seed)
+    samples = model.generate(z["samples"])
+    frames, paths = z["morph"].shape[:2]
+    morph = model.generate(z["morph"].reshape(frames * paths, -1)).reshape(frames, paths, *image_shape)
+    return gan.report_test(run, samples, model.generate(z["linear"]), model.generate(z["spherical"]), morph,
+                           model.discriminate(data.images), model.discriminate(samples))
+
+
+# ---- Main ----
+def main(argv=None):
+    args = parse_args(argv)
+    if args.train:
+        train(args)
+    if args.test:
+        return test(args)
+    return None
+
+
+if __name__ == "__main__":
+    cli.run_main(main)
