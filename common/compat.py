@@ -80,7 +80,8 @@ def alias_ops_tensor():
     """tf-slim 1.1.0's rank-2 ``batch_norm`` reads ``ops.Tensor``; TF moved
     the class to ``tensorflow.python.framework.tensor.Tensor`` and dropped
     the alias from ``ops``.  Put it back."""
-    from tensorflow.python.framework import ops, tensor  # noqa: WPS433
+    ops = importlib.import_module("tensorflow.python.framework.ops")
+    tensor = importlib.import_module("tensorflow.python.framework.tensor")
     if not hasattr(ops, "Tensor"):
         ops.Tensor = tensor.Tensor
 
