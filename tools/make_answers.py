@@ -22,7 +22,8 @@ FRAMEWORKS = ("pytorch", "tf_slim", "keras", "chainer")
 # Offline, the VAE answers use the real 10,000-digit MNIST subset beside the
 # repository (8,000 train / 2,000 test); with internet, drop --data-dir and
 # the full MNIST is downloaded.
-MNIST = ["--data-dir", str(ROOT.parent / "shared" / "datasets" / "mnist10k")]
+_SUBSET = ROOT.parent / "shared" / "datasets" / "mnist10k"
+MNIST = ["--data-dir", str(_SUBSET)] if _SUBSET.is_dir() else []
 # question -> (pictures under test/ to publish, flags of the answer run)
 ANSWERS = {
     "ae": (["reconstructions.png"], ["--train", "--test"]),
