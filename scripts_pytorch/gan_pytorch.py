@@ -62,8 +62,9 @@ G_FILE, D_FILE, VAL_FILE, OPT_FILE = "generator.pt", "discriminator.pt", "variab
 WEIGHTS_SUFFIX = ".pt"
 
 
-def parse_args(argv=None):
-    parser = cli.build_parser(QUESTION, FRAMEWORK, "GAN with multilayer perceptrons (PyTorch).",
+def parse_args(argv=None, question=QUESTION, description="GAN with multilayer perceptrons (PyTorch)."):
+    """The command line (dcgan_pytorch.py shares it, with its own question name)."""
+    parser = cli.build_parser(question, FRAMEWORK, description,
                               dataset="imori", iters=5000, batch_size=64, lr=2e-4,
                               sample_every=500, checkpoint_every=1000, extra=gan.add_flags)
     return cli.parse_args(parser, argv)
@@ -215,7 +216,13 @@ class GAN:
     ``lr`` and ``device`` ('auto', 'cpu', 'gpu').
 
     Public attributes for scripts and tests: ``generator``,
-    ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``."""
+    ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``.
+
+    The DCGAN of dcgan_pytorch.py is this class with other networks: it
+    overrides QUESTION, model_info, _make_networks and the two layout
+    conversions _to_network and _from_network, nothing else."""
+
+    QUESTION = QUESTION
 
     def __init__(self, name, z_dim=gan.Z_DIM, img_shape=(28, 28, 1), *, seed=0, lr=2e-4, device="auto"):
         self._name = str(name)
@@ -225,17 +232,35 @@ class GAN:
         self._iterations = 0
         self._build(int(z_dim), tuple(int(v) for v in img_shape))
 
+    # -- what a subclass changes ------------------------------------------
+    @staticmethod
+    def model_info(image_shape, z_dim):
+        return model_info(image_shape, z_dim)
+
+    def _make_networks(self, z_dim, img_shape):
+        """The initialised generator and discriminator, on the device.  The
+        weights come from a torch.Generator seeded with ``seed``, so
+        building a model leaves torch's global RNG alone."""
+        rng = torch.Generator().manual_seed(self._seed)
+        generator, discriminator = Generator(z_dim, img_shape), Discriminator(img_shape)
+        init_weights(generator, rng)
+        init_weights(discriminator, rng)
+        return generator.to(self.device), discriminator.to(self.device)
+
+    def _to_network(self, images):
+        """NHWC NumPy images -> the discriminator's input on the device."""
+        return torch.from_numpy(flatten(np.asarray(images, np.float32))).to(self.device)
+
+    def _from_network(self, outputs):
+        """The generator's output -> NHWC NumPy images."""
+        return unflatten(outputs.cpu().numpy(), self._img_shape)
+
+    # -- building ----------------------------------------------------------
     def _build(self, z_dim, img_shape):
         if len(img_shape) != 3 or min(img_shape) < 1:
             raise UsageError(f"img_shape must be (H, W, C), got {img_shape}")
         self._z_dim, self._img_shape = z_dim, img_shape
-        rng = torch.Generator().manual_seed(self._seed)
-        self.generator = Generator(z_dim, img_shape)
-        self.discriminator = Discriminator(img_shape)
-        init_weights(self.generator, rng)
-        init_weights(self.discriminator, rng)
-        self.generator.to(self.device)
-        self.discriminator.to(self.device)
+        self.generator, self.discriminator = self._make_networks(z_dim, img_shape)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=self._lr, betas=ADAM_BETAS, eps=ADAM_EPS)
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=self._lr, betas=ADAM_BETAS,
                                             eps=ADAM_EPS)
@@ -275,7 +300,7 @@ class GAN:
     def train_step(self, real_images, z, ls_epsilon=0.0):
         """One iteration (one D update, one G update) on ``real_images``
         (NHWC, already in [-1, 1]) and ``z``; returns the metrics dict."""
-        real_images = torch.from_numpy(flatten(np.asarray(real_images, np.float32))).to(self.device)
+        real_images = self._to_network(real_images)
         z = torch.from_numpy(np.asarray(z, np.float32)).to(self.device)
         values = self._train_step(real_images, z, float(ls_epsilon))
         self._iterations += 1
@@ -322,17 +347,16 @@ class GAN:
         inference mode.  generate() is this mapped to pixels in [0, 1]."""
         self.generator.eval()
         z = gan.check_z(z, self._z_dim)
-        out = [self.generator(torch.from_numpy(z[i:i + batch_size]).to(self.device)).cpu().numpy()
+        out = [self._from_network(self.generator(torch.from_numpy(z[i:i + batch_size]).to(self.device)))
                for i in range(0, len(z), batch_size)]
-        return unflatten(np.concatenate(out), self._img_shape)
+        return np.concatenate(out)
 
     @torch.no_grad()
     def discriminator_logits(self, images, batch_size=256):
         """NHWC images in [-1, 1] -> D's logits (N, 1), in inference mode.
         discriminate() is the sigmoid of this for pixels in [0, 1] or [0, 255]."""
         self.discriminator.eval()
-        images = np.asarray(images, np.float32)
-        out = [self.discriminator(torch.from_numpy(flatten(images[i:i + batch_size])).to(self.device)).cpu().numpy()
+        out = [self.discriminator(self._to_network(images[i:i + batch_size])).cpu().numpy()
                for i in range(0, len(images), batch_size)]
         return np.concatenate(out)
 
@@ -367,7 +391,7 @@ class GAN:
         g_name, d_name, val_name = gan.file_names(self._name, g_file_name, d_file_name, val_file_name, WEIGHTS_SUFFIX)
         torch.save(self.generator.state_dict(), files_dir / g_name)
         torch.save(self.discriminator.state_dict(), files_dir / d_name)
-        gan.write_variables(files_dir / val_name, gan.variables(QUESTION, FRAMEWORK, self._name, self._z_dim,
+        gan.write_variables(files_dir / val_name, gan.variables(self.QUESTION, FRAMEWORK, self._name, self._z_dim,
                                                                 self._img_shape, self._z_fixed))
         return files_dir / g_name, files_dir / d_name, files_dir / val_name
 
@@ -378,7 +402,7 @@ class GAN:
         separately, see load_checkpoint)."""
         files_dir = Path(files_dir)
         g_name, d_name, val_name = gan.file_names(self._name, g_file_name, d_file_name, val_file_name, WEIGHTS_SUFFIX)
-        name, z_dim, img_shape, z_fixed = gan.read_variables(files_dir / val_name, QUESTION, FRAMEWORK)
+        name, z_dim, img_shape, z_fixed = gan.read_variables(files_dir / val_name, self.QUESTION, FRAMEWORK)
         states = []
         for path in (files_dir / g_name, files_dir / d_name):
             try:
@@ -392,7 +416,7 @@ class GAN:
             self.generator.load_state_dict(states[0])
             self.discriminator.load_state_dict(states[1])
         except RuntimeError as err:
-            raise UsageError(f"the weights in {files_dir} do not fit a {QUESTION} of img_shape {img_shape}, "
+            raise UsageError(f"the weights in {files_dir} do not fit a {self.QUESTION} of img_shape {img_shape}, "
                              f"z_dim {z_dim}: {str(err).splitlines()[0]}") from None
         self._name, self._z_fixed = name, z_fixed
 
@@ -404,7 +428,7 @@ def save_checkpoint(run, iteration, model, feed, image_shape, args):
         torch.save({"g_optimizer": model.g_optimizer.state_dict(), "d_optimizer": model.d_optimizer.state_dict(),
                     "torch_rng": torch.get_rng_state()}, folder / OPT_FILE)
     run.save_checkpoint(iteration, write_files, {
-        "model": model_info(image_shape, model.z_dim), "feed": feed.state_dict(),
+        "model": model.model_info(image_shape, model.z_dim), "feed": feed.state_dict(),
         "z_sampler": model.z_sampler.state_dict(), "dataset": args.dataset,
         "label_smoothing": args.label_smoothing})
 
@@ -420,17 +444,19 @@ def load_checkpoint(folder, meta, model, feed):
     feed.load_state_dict(meta["feed"])
 
 
-def train(args):
-    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+def train(args, model_class=None):
+    """Train ``model_class`` (GAN here; dcgan_pytorch.py passes its DCGAN)."""
+    model_class = model_class or GAN
+    run = runs.Run(model_class.QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
-    info = model_info(image_shape, args.z_dim)
+    info = model_class.model_info(image_shape, args.z_dim)
     cli.seed_everything(args.seed)
     torch.manual_seed(args.seed)
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))
-    model = GAN(f"{QUESTION}_{args.dataset}", args.z_dim, image_shape, seed=args.seed, lr=args.lr,
-                  device=args.device)
+    model = model_class(f"{model_class.QUESTION}_{args.dataset}", args.z_dim, image_shape, seed=args.seed,
+                        lr=args.lr, device=args.device)
     start = 0
     if args.resume:
         folder, meta = run.load_checkpoint_meta(args.resume, info)
@@ -460,12 +486,14 @@ def train(args):
 
 
 # ---- Test ----
-def test(args):
-    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+def test(args, model_class=None):
+    """Test the last (or --checkpoint) checkpoint of ``model_class``."""
+    model_class = model_class or GAN
+    run = runs.Run(model_class.QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "test", gan.PIXEL_RANGE)   # pixels in [0, 1], as the class API takes them
     image_shape = data.images.shape[1:]
-    folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape, args.z_dim))
-    model = GAN(QUESTION, args.z_dim, image_shape, seed=args.seed, device=args.device)
+    folder, _ = run.load_checkpoint_meta(args.checkpoint, model_class.model_info(image_shape, args.z_dim))
+    model = model_class(model_class.QUESTION, args.z_dim, image_shape, seed=args.seed, device=args.device)
     model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
     z = gan.test_latents(args.z_dim, args.seed)
     samples = model.generate(z["samples"])

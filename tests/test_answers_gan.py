@@ -3,8 +3,8 @@ metrics.csv, resume, bad input, and the class API of the reference
 document (dcgan_keras_class_api.md) driven through the same calls in every
 framework.
 
-GAN_FRAMEWORKS lists the versions that exist; append a framework when its
-two scripts land (no auto-detection: a missing script must fail, not skip).
+GAN_FRAMEWORKS lists the four versions; a missing script fails, it is
+never skipped.
 """
 import datetime
 import json
@@ -19,7 +19,7 @@ from tests.answers import expect_usage_error, read_rows, run_in_process, run_pro
 from tests.conftest import load_script
 from tests.fixtures import make_mnist_dir, mnist_arrays
 
-GAN_FRAMEWORKS = ("pytorch",)
+GAN_FRAMEWORKS = ("pytorch", "tf_slim", "keras", "chainer")
 QUESTIONS = ("gan", "dcgan")
 CASES = [(q, f) for q in QUESTIONS for f in GAN_FRAMEWORKS]
 IDS = [f"{q}-{f}" for q, f in CASES]
@@ -268,7 +268,8 @@ def test_class_api(question, framework, tmp_path, capsys):
     assert 0 <= fakes[1] <= 1
 
     paths = model.save_me(tmp_path / "files")
-    suffix = paths[0].suffix
+    suffix = paths[0].name[len("renamed_g"):]                  # the framework's weights suffix (.pt, .weights.h5, ...)
+    assert all(p.is_file() for p in paths)
     assert [p.name for p in paths] == [f"renamed_g{suffix}", f"renamed_d{suffix}", "renamed_val.json"]
     variables = json.loads(paths[2].read_text())               # JSON, not pickle
     assert variables["name"] == "renamed" and variables["img_shape"] == [28, 28, 1] and variables["z_dim"] == 100
