@@ -514,11 +514,12 @@ RESULT_KEYS = ("name", "epochs", "batch_size", "ls_epsilon", "d_loss_epochs", "d
 
 def file_names(name, g_file_name, d_file_name, val_file_name, weights_suffix):
     """save_me's file names: empty names default to <name>_g, <name>_d,
-    <name>_val; a name without a suffix gets the framework's weight suffix
-    (``weights_suffix``) or .json."""
+    <name>_val; a name that does not end in the framework's weight suffix
+    (``weights_suffix``; .json for the variables) gets it appended, so a
+    model name with a dot ("dcgan_0.1") still gets its suffix."""
     def pick(given, default, suffix):
         given = str(given or default)
-        return given if Path(given).suffix else given + suffix
+        return given if given.endswith(suffix) else given + suffix
     return (pick(g_file_name, f"{name}_g", weights_suffix), pick(d_file_name, f"{name}_d", weights_suffix),
             pick(val_file_name, f"{name}_val", ".json"))
 

@@ -1,14 +1,20 @@
 """Re-make the committed answer pictures and the README's results table.
 
 Runs each answer script with its default settings (``--train --test``) into
-``out/<question>/<framework>/``, copies the test picture into
-``answers_image/<question>_<framework>.png`` and records the printed test
-numbers, the run time and the command in ``answers_image/results.json``.
+``out/<question>/<framework>/``, copies its pictures into
+``answers_image/<question>_<framework>_<picture>.png`` and records the printed
+test numbers, the run time and the command in ``answers_image/results.json``.
 
     python tools/make_answers.py                  # every question x framework
     python tools/make_answers.py --questions ae convae --frameworks pytorch
+    python tools/make_answers.py --questions dcgan --resume   # continue an interrupted long run
+
+``gan_digits`` and ``dcgan_digits`` are the GAN and the DCGAN on 28x28 digits
+(the class-API document's configuration; the MNIST subset offline,
+Fashion-MNIST with internet); the DCGAN for 2000 iterations.
 """
 import argparse
+import csv
 import json
 import platform
 import shutil
@@ -24,20 +30,48 @@ FRAMEWORKS = ("pytorch", "tf_slim", "keras", "chainer")
 # the full MNIST is downloaded.
 _SUBSET = ROOT.parent / "shared" / "datasets" / "mnist10k"
 MNIST = ["--data-dir", str(_SUBSET)] if _SUBSET.is_dir() else []
-# question -> (pictures under test/ to publish, flags of the answer run)
+# The GAN runs publish the test pictures and the training pictures of the run folder.
+GAN_PICTURES = ["test/samples.png", "test/interpolation.png", "test/morph.gif", "progress.png", "losses.png",
+                "d_accuracy.png", "d_probabilities.png"]
+DIGITS = ["--dataset", "mnist", *MNIST] if MNIST else ["--dataset", "fashion_mnist"]
+# answer -> (pictures to publish, relative to the run folder, flags of the answer run,
+#            the question's script if the answer's name is not the question)
 ANSWERS = {
-    "ae": (["reconstructions.png"], ["--train", "--test"]),
-    "convae": (["reconstructions.png"], ["--train", "--test"]),
-    "vae": (["reconstructions.png", "samples.png"], ["--train", "--test", *MNIST]),
-    "vae_latent_show": (["latent_scatter.png"], ["--test", *MNIST]),
-    "vae_latent_change": (["latent_line.png", "latent_grid.png"], ["--test", *MNIST]),
+    "ae": (["test/reconstructions.png"], ["--train", "--test"]),
+    "convae": (["test/reconstructions.png"], ["--train", "--test"]),
+    "vae": (["test/reconstructions.png", "test/samples.png"], ["--train", "--test", *MNIST]),
+    "vae_latent_show": (["test/latent_scatter.png"], ["--test", *MNIST]),
+    "vae_latent_change": (["test/latent_line.png", "test/latent_grid.png"], ["--test", *MNIST]),
+    "gan": (GAN_PICTURES, ["--train", "--test"]),
+    "dcgan": (GAN_PICTURES, ["--train", "--test"]),
+    "gan_digits": (["test/samples.png", "progress.png"], ["--train", "--test", *DIGITS], "gan"),
+    "dcgan_digits": (["test/samples.png", "progress.png", "losses.png"],
+                     ["--train", "--test", "--iters", "2000", *DIGITS], "dcgan"),
 }
 
 
-def run_one(question, framework, results):
-    pictures, flags = ANSWERS[question]
+def train_seconds(path):
+    """The training time in metrics.csv (each row's seconds per iteration times
+    the iterations since the row before), which spans a resumed run's parts."""
+    if not path.exists():
+        return None
+    total, last = 0.0, 0
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            iteration = int(row["iteration"])
+            total += float(row["sec_per_iter"]) * (iteration - last)
+            last = iteration
+    return round(total, 1)
+
+
+def run_one(answer, framework, results, resume=False):
+    pictures, flags, *script_question = ANSWERS[answer]
+    question = script_question[0] if script_question else answer
     script = f"scripts_{framework}/{question}_{framework}.py"
-    command = [sys.executable, script, *flags]
+    run_dir = ROOT / "out" / answer / framework
+    command = [sys.executable, script, *flags, "--out-dir", str(run_dir.relative_to(ROOT))]
+    if resume and (run_dir / "checkpoints" / "latest.json").exists():
+        command.append("--resume")
     print("$", " ".join(["python", *command[1:]]), flush=True)
     t0 = time.time()
     proc = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -45,15 +79,17 @@ def run_one(question, framework, results):
     if proc.returncode:
         raise SystemExit(f"{script} failed with status {proc.returncode}")
     print(proc.stdout.strip())
-    run_dir = ROOT / "out" / question / framework
     for name in pictures:
-        target = ROOT / "answers_image" / f"{question}_{framework}_{Path(name).stem}.png"
-        shutil.copyfile(run_dir / "test" / name, target)
+        source = run_dir / name
+        target = ROOT / "answers_image" / f"{answer}_{framework}_{Path(name).stem}{Path(name).suffix}"
+        shutil.copyfile(source, target)
     metrics = json.loads((run_dir / "test" / "metrics.json").read_text())
     for key in ("per_image", "class_names", "grid", "line", "scatter"):
         metrics.pop(key, None)
-    results[f"{question}/{framework}"] = {
-        "command": " ".join(["python", *command[1:]]).replace(str(ROOT.parent), ".."), "seconds": round(seconds, 1),
+    shown = [c for c in command[1:] if c != "--resume"]
+    results[f"{answer}/{framework}"] = {
+        "command": " ".join(["python", *shown]).replace(str(ROOT.parent), ".."), "seconds": round(seconds, 1),
+        "train_seconds": train_seconds(run_dir / "metrics.csv"),
         "test": metrics, "machine": f"{platform.machine()}, {platform.python_version()}, "
                                     f"{len(__import__('os').sched_getaffinity(0))} cores"}
 
@@ -62,13 +98,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", nargs="+", default=list(ANSWERS), choices=list(ANSWERS))
     parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a run from its last checkpoint where there is one (long GAN runs)")
     args = parser.parse_args()
     (ROOT / "answers_image").mkdir(exist_ok=True)
     path = ROOT / "answers_image" / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     for question in args.questions:
         for framework in args.frameworks:
-            run_one(question, framework, results)
+            run_one(question, framework, results, args.resume)
             path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print("\nquestion | framework | test numbers | seconds")
     for key, value in sorted(results.items()):
