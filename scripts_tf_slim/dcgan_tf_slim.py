@@ -56,7 +56,6 @@ FRAMEWORK = "tf_slim"
 # Every framework default that differs between PyTorch, TF-Slim, Keras and
 # Chainer is set here explicitly, the same way in all four versions
 # (DESIGN.md section 7).
-VALUE_RANGE = gan.VALUE_RANGE   # the networks see and make images in [-1, 1]
 DENSE_CHANNELS = 256            # G's Dense layer makes a (H/2^k, W/2^k, 256) map
 G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last one (first k-1 used)
 D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (first k used)
