@@ -30,6 +30,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" after a flag's help, but not where the help
+    already names its default or where there is none (None, an off switch)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.default is None or action.default is False:
+            return text
+        return super()._get_help_string(action)
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -74,7 +85,7 @@ def build_parser(question, framework, description, *, dataset, datasets=DATASETS
         raise ValueError(f"unknown framework {framework}")
     parser = _Parser(
         prog=f"{question}_{framework}.py", description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     what = parser.add_argument_group("what to run (neither flag: train, then test)")
     what.add_argument("--train", action="store_true", help="train, writing samples and checkpoints")
     what.add_argument("--test", action="store_true", help="load the checkpoint and write the answer pictures")

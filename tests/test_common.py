@@ -159,6 +159,9 @@ def test_help_shows_defaults(capsys):
         _parser().parse_args(["--help"])
     text = capsys.readouterr().out
     assert "--checkpoint-every" in text and "default: 1000" in text
+    # a flag without a default, an off switch, or a help that names its own default gets no second one
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert text.count("(default: out/") == 1
 
 
 def test_run_main_turns_usage_errors_into_status_2(capsys):

@@ -65,7 +65,7 @@ def train_seconds(path):
     return round(total, 1)
 
 
-def run_one(answer, framework, results, resume=False):
+def run_one(answer, framework, results, resume=False, checkpoint_every=None):
     pictures, flags, *script_question = ANSWERS[answer]
     question = script_question[0] if script_question else answer
     script = f"scripts_{framework}/{question}_{framework}.py"
@@ -73,6 +73,8 @@ def run_one(answer, framework, results, resume=False):
     command = [sys.executable, script, *flags, "--out-dir", str(run_dir.relative_to(ROOT))]
     if resume and (run_dir / "checkpoints" / "latest.json").exists():
         command.append("--resume")
+    if checkpoint_every:
+        command += ["--checkpoint-every", str(checkpoint_every)]
     print("$", " ".join(["python", *command[1:]]), flush=True)
     t0 = time.time()
     proc = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -87,7 +89,9 @@ def run_one(answer, framework, results, resume=False):
     metrics = json.loads((run_dir / "test" / "metrics.json").read_text())
     for key in ("per_image", "class_names", "grid", "line", "scatter"):
         metrics.pop(key, None)
-    shown = [c for c in command[1:] if c != "--resume"]
+    # --resume and --checkpoint-every change when the run is saved, not what it computes
+    # (resume is bit-for-bit: tests/test_answers_gan.py), so the command shown leaves them out
+    shown = command[1:command.index("--out-dir") + 2]
     results[f"{answer}/{framework}"] = {
         "command": " ".join(["python", *shown]).replace(str(ROOT.parent), ".."), "seconds": round(seconds, 1),
         "train_seconds": train_seconds(run_dir / "metrics.csv"),
@@ -101,13 +105,16 @@ def main():
     parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
     parser.add_argument("--resume", action="store_true",
                         help="continue a run from its last checkpoint where there is one (long GAN runs)")
+    parser.add_argument("--checkpoint-every", type=int, metavar="N",
+                        help="checkpoint every N iterations instead of the script's default, so that an "
+                             "interrupted long run loses less (GAN questions only)")
     args = parser.parse_args()
     (ROOT / "answers_image").mkdir(exist_ok=True)
     path = ROOT / "answers_image" / "results.json"
     for question in args.questions:
         for framework in args.frameworks:
             done = {}
-            run_one(question, framework, done, args.resume)
+            run_one(question, framework, done, args.resume, args.checkpoint_every)
             # re-read before writing: another make_answers may have added its runs meanwhile
             results = json.loads(path.read_text()) if path.exists() else {}
             results.update(done)
