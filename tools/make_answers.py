@@ -16,6 +16,7 @@ Fashion-MNIST with internet); the DCGAN for 1000 iterations.
 import argparse
 import csv
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -65,16 +66,30 @@ def train_seconds(path):
     return round(total, 1)
 
 
-def run_one(answer, framework, results, resume=False, checkpoint_every=None):
-    pictures, flags, *script_question = ANSWERS[answer]
+def answer_command(answer, framework, *, resume=False, checkpoint_every=None, out_root=None):
+    """(script, run folder, command to run, command to show) of one answer.
+
+    ``--resume`` (added only where the run folder has a checkpoint) and
+    ``--checkpoint-every`` change when a run is saved, not what it computes
+    (resume is bit-for-bit: tests/test_answers_gan.py), so the command shown
+    in results.json leaves them out: it is the one that remakes the answer."""
+    _, flags, *script_question = ANSWERS[answer]
     question = script_question[0] if script_question else answer
     script = f"scripts_{framework}/{question}_{framework}.py"
-    run_dir = ROOT / "out" / answer / framework
-    command = [sys.executable, script, *flags, "--out-dir", str(run_dir.relative_to(ROOT))]
+    run_dir = Path(out_root or ROOT / "out") / answer / framework
+    command = [sys.executable, script, *flags, "--out-dir", os.path.relpath(run_dir, ROOT)]
+    shown = " ".join(["python", *command[1:]]).replace(str(ROOT.parent), "..")
     if resume and (run_dir / "checkpoints" / "latest.json").exists():
         command.append("--resume")
     if checkpoint_every:
         command += ["--checkpoint-every", str(checkpoint_every)]
+    return script, run_dir, command, shown
+
+
+def run_one(answer, framework, results, resume=False, checkpoint_every=None):
+    pictures = ANSWERS[answer][0]
+    script, run_dir, command, shown = answer_command(answer, framework, resume=resume,
+                                                     checkpoint_every=checkpoint_every)
     print("$", " ".join(["python", *command[1:]]), flush=True)
     t0 = time.time()
     proc = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -89,14 +104,11 @@ def run_one(answer, framework, results, resume=False, checkpoint_every=None):
     metrics = json.loads((run_dir / "test" / "metrics.json").read_text())
     for key in ("per_image", "class_names", "grid", "line", "scatter"):
         metrics.pop(key, None)
-    # --resume and --checkpoint-every change when the run is saved, not what it computes
-    # (resume is bit-for-bit: tests/test_answers_gan.py), so the command shown leaves them out
-    shown = command[1:command.index("--out-dir") + 2]
     results[f"{answer}/{framework}"] = {
-        "command": " ".join(["python", *shown]).replace(str(ROOT.parent), ".."), "seconds": round(seconds, 1),
+        "command": shown, "seconds": round(seconds, 1),
         "train_seconds": train_seconds(run_dir / "metrics.csv"),
         "test": metrics, "machine": f"{platform.machine()}, {platform.python_version()}, "
-                                    f"{len(__import__('os').sched_getaffinity(0))} cores"}
+                                    f"{len(os.sched_getaffinity(0))} cores"}
 
 
 def main():
