@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -30,6 +31,17 @@ from common.datasets import REPO_ROOT
 from common.errors import UsageError
 
 CHECKPOINT_FORMAT = 1
+
+# Fault injection for the kill tests (tests/test_kills.py, tests/test_make_answers.py):
+# when set to an iteration number, the process SIGKILLs itself at that point, exactly as
+# an outside `kill -9` landing there would.  Unset in normal use: nothing happens.
+KILL_IN_STEP = "GENMODELS_KILL_IN_STEP"              # after the step, before its metrics row
+KILL_IN_CHECKPOINT = "GENMODELS_KILL_IN_CHECKPOINT"  # weights half written, not yet renamed
+
+
+def _maybe_kill(variable, iteration):
+    if os.environ.get(variable) == str(iteration):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class TrainingError(Exception):
@@ -157,6 +169,7 @@ class Run:
             shutil.rmtree(tmp)
         tmp.mkdir()
         write_files(tmp)
+        _maybe_kill(KILL_IN_CHECKPOINT, iteration)
         full_meta = {"format": CHECKPOINT_FORMAT, "question": self.question,
                      "framework": self.framework, "iteration": int(iteration),
                      "files": sorted(p.name for p in tmp.iterdir()), **meta}
@@ -245,6 +258,7 @@ def train_loop(run, *, start, iters, step, fields, on_sample, on_checkpoint,
             t0 = time.perf_counter()
             values = step(it)
             seconds = time.perf_counter() - t0
+            _maybe_kill(KILL_IN_STEP, it)
             bad = [k for k, v in values.items() if not math.isfinite(float(v))]
             if bad:
                 last = run.latest_checkpoint()
