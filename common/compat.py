@@ -6,8 +6,10 @@ called by the answer scripts, which then own the framework modules.
 ``tests/test_compat.py`` fails if any shim stops being needed-and-working.
 """
 import importlib
+import importlib.util
 import os
 import sys
+import types
 import warnings
 
 
@@ -48,10 +50,34 @@ def remove_distutils_shim():
     return before - len(sys.meta_path)
 
 
+def stub_numpy_distutils():
+    """On Python >= 3.12 NumPy 1.26 ships no ``numpy.distutils`` (the stdlib
+    ``distutils`` it builds on is gone), but Chainer 7.8.1's
+    ``_environment_check.py`` imports ``numpy.distutils.system_info`` at
+    import time.  Chainer calls only ``system_info.get_info('blas_opt')``,
+    and only on macOS, to warn about Accelerate; the stub's ``get_info``
+    returns ``{}`` (no BLAS information, so that warning is never given).
+    Does nothing where the real package exists.  Returns True if the stub
+    was installed."""
+    numpy = importlib.import_module("numpy")
+    if importlib.util.find_spec("numpy.distutils") is not None:
+        return False
+    package = types.ModuleType("numpy.distutils")
+    package.__path__ = []
+    system_info = types.ModuleType("numpy.distutils.system_info")
+    system_info.get_info = lambda name, notfound_action=0: {}
+    package.system_info = system_info
+    sys.modules["numpy.distutils"] = package
+    sys.modules["numpy.distutils.system_info"] = system_info
+    numpy.distutils = package
+    return True
+
+
 def import_chainer():
     """Import and return ``chainer`` (7.8.1, the last release) on this stack."""
     if "chainer" not in sys.modules:
-        remove_distutils_shim()
+        if not stub_numpy_distutils():   # Python 3.12: no numpy.distutils
+            remove_distutils_shim()      # Python 3.11: the real one
         with warnings.catch_warnings():
             # chainer/_environment_check.py imports the deprecated
             # pkg_resources API; harmless with setuptools < 81 (pinned).
