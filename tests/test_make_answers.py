@@ -1,8 +1,15 @@
-"""tools/make_answers.py: the command it runs and the one it records, and
-the training time it reads from a resumed run's metrics.csv."""
+"""tools/make_answers.py: the command it runs and the one it records, the
+training time it reads from a resumed run's metrics.csv, and the resumable
+answer runs: killed in a step or in a checkpoint, resumed to the result of an
+uninterrupted run, reported by --status, one runner at a time."""
+import csv
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +30,8 @@ def test_every_answer_names_an_existing_script(make_answers):
         for framework in make_answers.FRAMEWORKS:
             script, *_ = make_answers.answer_command(answer, framework)
             assert (ROOT / script).is_file(), script
+            if "--train" in make_answers.ANSWERS[answer][1]:
+                assert int(make_answers.expected_settings(answer, framework)["iters"]) > 0
 
 
 def test_resume_and_checkpoint_every_are_run_but_not_recorded(make_answers, tmp_path):
@@ -41,7 +50,9 @@ def test_resume_and_checkpoint_every_are_run_but_not_recorded(make_answers, tmp_
     assert shown == shown_again
     assert shown.startswith("python scripts_keras/dcgan_keras.py --train --test --out-dir ")
     assert "--resume" not in shown and "--checkpoint-every" not in shown
-    assert shown.split("--out-dir ")[1] == str(Path(resumed[resumed.index("--out-dir") + 1]))
+    # ... with the run folder as out/<answer>/<framework>, wherever the runs folder is
+    assert shown.split("--out-dir ")[1] == "out/dcgan/keras"
+    assert Path(resumed[resumed.index("--out-dir") + 1]) == run_dir
 
 
 def test_train_seconds_spans_the_parts_of_a_resumed_run(make_answers, tmp_path):
@@ -50,3 +61,159 @@ def test_train_seconds_spans_the_parts_of_a_resumed_run(make_answers, tmp_path):
     # logged every 10 iterations; the run was resumed at 20 on a slower machine
     path.write_text("iteration,d_loss,sec_per_iter\n10,0.7,1.0\n20,0.6,1.5\n30,0.5,4.0\n35,0.5,2.0\n")
     assert make_answers.train_seconds(path) == 10 * 1.0 + 10 * 1.5 + 10 * 4.0 + 5 * 2.0
+
+
+def test_checkpoint_interval_keeps_a_kill_under_ten_minutes(make_answers):
+    interval = make_answers.answer_runs.checkpoint_interval
+    assert interval(7.0) == 50          # the 64x64 DCGAN in Chainer: 50 x 7 s = 6 min
+    assert interval(1.6) == 200         # ... in PyTorch: 5.3 min
+    assert interval(0.03) == 20000      # a fast answer: only at its end
+    assert interval(400.0) == 1
+    assert interval(None) == make_answers.answer_runs.UNKNOWN_SPEED_EVERY
+
+
+# ---- resumable answer runs --------------------------------------------------
+KEY = "ae_tiny/pytorch"
+
+
+@pytest.fixture
+def tiny_answer(make_answers, monkeypatch, image_folder):
+    """A 6-iteration AE answer on the tiny newt folder: seconds per run."""
+    flags = ["--train", "--test", "--iters", "6", "--batch-size", "4", "--log-every", "1",
+             "--sample-every", "0", "--data-dir", str(image_folder)]
+    monkeypatch.setitem(make_answers.ANSWERS, "ae_tiny", (["test/reconstructions.png"], flags, "ae"))
+    return [("ae_tiny", "pytorch")]
+
+
+def _killed_at(variable, iteration):
+    """The environment of a run that SIGKILLs itself (common/runs.py); only
+    the subprocess gets it."""
+    from common import runs
+    return {**os.environ, getattr(runs, variable): str(iteration)}
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return [{k: v for k, v in row.items() if k != "sec_per_iter"} for row in csv.DictReader(f)]
+
+
+def _same_tensors(a, b):
+    import torch
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_tensors(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_tensors(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _status_line(make_answers, capsys, runs, answers):
+    capsys.readouterr()
+    assert make_answers.main(["--status", "--runs-dir", str(runs), "--answers-dir", str(answers),
+                              "--questions", "ae_tiny", "--frameworks", "pytorch"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["answer", "framework", "iteration"] and len(lines) == 2, lines
+    return lines[1]
+
+
+def test_killed_runs_resume_to_the_uninterrupted_result(make_answers, tiny_answer, tmp_path, capsys):
+    runs, answers = tmp_path / "runs" / "nested", tmp_path / "answers"   # missing folders are created
+    ref_runs, ref_answers = tmp_path / "ref_runs", tmp_path / "ref_answers"
+    run_dir, ref_dir = runs / "ae_tiny" / "pytorch", ref_runs / "ae_tiny" / "pytorch"
+    assert make_answers.run_answers(tiny_answer, ref_runs, ref_answers, checkpoint_every=2) == 0
+    assert make_answers.inspect("ae_tiny", "pytorch", ref_runs, ref_answers).describe() == "done"
+
+    # killed after the step of iteration 3, before its metrics row: checkpoint 2 is the last
+    capsys.readouterr()
+    assert make_answers.run_answers(tiny_answer, runs, answers, checkpoint_every=2,
+                                    env=_killed_at("KILL_IN_STEP", 3)) == 1
+    assert "killed by signal 9" in capsys.readouterr().err
+    state = make_answers.inspect("ae_tiny", "pytorch", runs, answers)
+    assert (state.checkpoint, state.logged, state.target, state.recorded) == (2, 2, 6, False)
+    assert state.describe() == "stopped, resumes from iteration 2"
+    line = _status_line(make_answers, capsys, runs, answers)
+    assert line.split()[:5] == ["ae_tiny", "pytorch", "2/6", f"{state.sec_per_iter:.2f}", "0"], line
+    assert " no " in line and line.endswith("stopped, resumes from iteration 2")
+    other_version = tmp_path / "other_version"
+    shutil.copytree(runs, other_version)
+
+    # resumed, then killed with checkpoint 4 half written: checkpoint 2 is still the last
+    assert make_answers.run_answers(tiny_answer, runs, answers, checkpoint_every=2,
+                                    env=_killed_at("KILL_IN_CHECKPOINT", 4)) == 1
+    state = make_answers.inspect("ae_tiny", "pytorch", runs, answers)
+    assert (state.checkpoint, state.logged, state.cut_short, state.recorded) == (2, 4, [4], False)
+    line = _status_line(make_answers, capsys, runs, answers)
+    assert "2/6 (log 4)" in line and " no " in line
+    assert line.endswith("stopped, resumes from iteration 2; a kill cut checkpoint 4 short")
+    assert not (answers / "results.json").exists()
+
+    # resumed to the end: tested, recorded, the same numbers and weights as the uninterrupted run
+    assert make_answers.run_answers(tiny_answer, runs, answers, checkpoint_every=2) == 0
+    state = make_answers.inspect("ae_tiny", "pytorch", runs, answers)
+    assert (state.checkpoint, state.cut_short, state.tested, state.recorded) == (6, [], True, True)
+    assert _status_line(make_answers, capsys, runs, answers).split()[2:6] == ["6/6", f"{state.sec_per_iter:.2f}",
+                                                                           "0", "min"]
+    assert _rows(run_dir / "metrics.csv") == _rows(ref_dir / "metrics.csv")
+    assert [r["iteration"] for r in _rows(run_dir / "metrics.csv")] == [str(i) for i in range(1, 7)]
+    import torch
+    final = [torch.load(d / "checkpoints" / "iter_000006" / "model.pt", weights_only=True) for d in (run_dir, ref_dir)]
+    assert _same_tensors(*final)
+    assert json.loads((run_dir / "checkpoints" / "iter_000006" / "meta.json").read_text()) == \
+        json.loads((ref_dir / "checkpoints" / "iter_000006" / "meta.json").read_text())
+    picture = "ae_tiny_pytorch_reconstructions.png"
+    assert (answers / picture).read_bytes() == (ref_answers / picture).read_bytes()
+    entry, ref_entry = (json.loads((d / "results.json").read_text())[KEY] for d in (answers, ref_answers))
+    assert entry["test"] == ref_entry["test"]
+    # the recorded command is the plain answer run, machine-independent
+    assert entry["command"].startswith("python scripts_pytorch/ae_pytorch.py --train --test --iters 6 ")
+    assert entry["command"].endswith(" --out-dir out/ae_tiny/pytorch")
+    assert "--resume" not in entry["command"] and "--checkpoint-every" not in entry["command"]
+    assert str(tmp_path / "runs") not in entry["command"]
+    # a finished, recorded run is left alone
+    capsys.readouterr()
+    assert make_answers.run_answers(tiny_answer, runs, answers) == 0
+    assert capsys.readouterr().out.strip() == f"{KEY}: done and recorded"
+
+    # a runs folder of another checkout version (another model_info): one line naming the run, no restart
+    meta_path = other_version / "ae_tiny" / "pytorch" / "checkpoints" / "iter_000002" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["model"]["hidden"] += 1
+    meta_path.write_text(json.dumps(meta))
+    before = (other_version / "ae_tiny" / "pytorch" / "metrics.csv").read_text()
+    capsys.readouterr()
+    assert make_answers.run_answers(tiny_answer, other_version, tmp_path / "other_answers", checkpoint_every=2) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{KEY}: checkpoint ") and "another model shape" in err[0], err
+    assert (other_version / "ae_tiny" / "pytorch" / "metrics.csv").read_text() == before
+    assert make_answers.inspect("ae_tiny", "pytorch", other_version, tmp_path).checkpoint == 2
+
+
+def test_one_runner_at_a_time_and_a_stale_lock_is_taken_over(make_answers, tiny_answer, tmp_path, capsys):
+    lock = make_answers.answer_runs.RunnerLock(tmp_path)
+    assert lock.acquire()
+    try:
+        assert make_answers.run_answers(tiny_answer, tmp_path, tmp_path / "answers") == 1
+        assert f"another runner works in {tmp_path} (pid {os.getpid()})" in capsys.readouterr().err
+    finally:
+        lock.release()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / ".lock").write_text(dead.stdout)
+    assert lock.holder() is None and lock.acquire()
+    lock.release()
+
+
+def test_background_runner_is_detached_niced_and_logs(make_answers, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    # the latent answers wait for their vae: the runner has nothing to train and ends at once
+    assert make_answers.main(["--background", "--runs-dir", str(runs), "--answers-dir", str(tmp_path / "answers"),
+                              "--questions", "vae_latent_show", "--frameworks", "pytorch"]) == 0
+    assert "working in the background" in capsys.readouterr().out
+    log = runs / "make_answers.log"
+    deadline = time.time() + 60
+    while " ends with status " not in (log.read_text() if log.exists() else "") and time.time() < deadline:
+        time.sleep(0.2)
+    text = log.read_text()
+    assert ", nice 19, " in text and "vae_latent_show/pytorch: waits for vae/pytorch" in text, text
+    assert text.rstrip().endswith("ends with status 0"), text
+    assert (runs / ".lock").read_text() == ""   # released

@@ -1,28 +1,42 @@
 """Re-make the committed answer pictures and the README's results table.
 
-Runs each answer script with its default settings (``--train --test``) into
-``out/<question>/<framework>/``, copies its pictures into
-``answers_image/<question>_<framework>_<picture>.png`` and records the printed
-test numbers, the run time and the command in ``answers_image/results.json``.
+An answer run (one answer in one framework) lives in
+<runs-dir>/<answer>/<framework>/ (default out/; a folder outside the work
+tree, such as ~/answer-runs, keeps runs of many hours from one session to the
+next).  For each selected run the tool does what is left: it starts the
+answer script with the answer's settings (--train --test), or continues the
+run from its last checkpoint (resuming is bit-for-bit), or tests a trained
+run.  Only a run that has reached its iterations and been tested is recorded:
+its pictures are copied to answers_image/<answer>_<framework>_<picture>.png
+and its test numbers, times and command go into answers_image/results.json.
+A finished, recorded run is left alone; --fresh trains it again.
 
-    python tools/make_answers.py                  # every question x framework
+    python tools/make_answers.py                       # every answer x framework, in out/
     python tools/make_answers.py --questions ae convae --frameworks pytorch
-    python tools/make_answers.py --questions dcgan --resume   # continue an interrupted long run
+    python tools/make_answers.py --runs-dir ~/answer-runs --questions dcgan --frameworks chainer --background
+    python tools/make_answers.py --runs-dir ~/answer-runs --status
 
-``gan_digits`` and ``dcgan_digits`` are the GAN and the DCGAN on 28x28 digits
-(the class-API document's configuration; the MNIST subset offline,
-Fashion-MNIST with internet); the DCGAN for 1000 iterations.
+One runner works in a runs folder at a time (<runs-dir>/.lock); the others
+stop at once.  A run folder that a training process is writing (started by
+hand, say) is skipped.  Runs checkpoint every ~10 minutes of their measured
+speed, so a kill loses little.  gan_digits and dcgan_digits are the GAN and
+the DCGAN on 28x28 digits (the class-API document's configuration; the
+MNIST subset offline, Fashion-MNIST with internet); the DCGAN for 1000
+iterations.
 """
 import argparse
-import csv
 import json
 import os
 import platform
+import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import answer_runs  # noqa: E402  (run folders, the lock, the background launch)
+from answer_runs import train_seconds  # noqa: E402,F401  (results.json's train_seconds)
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORKS = ("pytorch", "tf_slim", "keras", "chainer")
@@ -50,93 +64,267 @@ ANSWERS = {
     "dcgan_digits": (["test/samples.png", "progress.png", "losses.png"],
                      ["--train", "--test", "--iters", "1000", *DIGITS], "dcgan"),
 }
+# Test-only answers (no --train) load the checkpoint of another answer's run (--vae-dir).
+NEEDS = {"vae_latent_show": "vae", "vae_latent_change": "vae"}
 
 
-def train_seconds(path):
-    """The training time in metrics.csv (each row's seconds per iteration times
-    the iterations since the row before), which spans a resumed run's parts."""
-    if not path.exists():
-        return None
-    total, last = 0.0, 0
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            iteration = int(row["iteration"])
-            total += float(row["sec_per_iter"]) * (iteration - last)
-            last = iteration
-    return round(total, 1)
+def _out_dir_arg(path):
+    """A run folder as a script argument: relative inside the repository."""
+    path = Path(os.path.abspath(path))
+    return os.path.relpath(path, ROOT) if path.is_relative_to(ROOT) else str(path)
 
 
-def answer_command(answer, framework, *, resume=False, checkpoint_every=None, out_root=None):
+def answer_command(answer, framework, *, resume=False, checkpoint_every=None, out_root=None, test_only=False):
     """(script, run folder, command to run, command to show) of one answer.
 
     ``--resume`` (added only where the run folder has a checkpoint) and
     ``--checkpoint-every`` change when a run is saved, not what it computes
     (resume is bit-for-bit: tests/test_answers_gan.py), so the command shown
-    in results.json leaves them out: it is the one that remakes the answer."""
+    in results.json leaves them out, and shows the run folder as
+    ``out/<answer>/<framework>`` wherever the runs folder is: it is the one
+    that remakes the answer.  ``test_only``: test the trained run (no --train)."""
     _, flags, *script_question = ANSWERS[answer]
     question = script_question[0] if script_question else answer
     script = f"scripts_{framework}/{question}_{framework}.py"
-    run_dir = Path(out_root or ROOT / "out") / answer / framework
-    command = [sys.executable, script, *flags, "--out-dir", os.path.relpath(run_dir, ROOT)]
-    shown = " ".join(["python", *command[1:]]).replace(str(ROOT.parent), "..")
-    if resume and (run_dir / "checkpoints" / "latest.json").exists():
+    out_root = Path(out_root or ROOT / "out")
+    run_dir = out_root / answer / framework
+    shown = " ".join(["python", script, *flags, "--out-dir", f"out/{answer}/{framework}"])
+    shown = shown.replace(str(ROOT.parent), "..")
+    if test_only:
+        flags = [flag for flag in flags if flag != "--train"]
+    command = [sys.executable, script, *flags, "--out-dir", _out_dir_arg(run_dir)]
+    if answer in NEEDS:
+        command += ["--vae-dir", _out_dir_arg(out_root / NEEDS[answer] / framework)]
+    if resume and not test_only and (run_dir / "checkpoints" / "latest.json").exists():
         command.append("--resume")
-    if checkpoint_every:
+    if checkpoint_every and not test_only:
         command += ["--checkpoint-every", str(checkpoint_every)]
     return script, run_dir, command, shown
 
 
-def run_one(answer, framework, results, resume=False, checkpoint_every=None):
-    pictures = ANSWERS[answer][0]
-    script, run_dir, command, shown = answer_command(answer, framework, resume=resume,
-                                                     checkpoint_every=checkpoint_every)
-    print("$", " ".join(["python", *command[1:]]), flush=True)
-    t0 = time.time()
-    proc = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    seconds = time.time() - t0
-    if proc.returncode:
-        raise SystemExit(f"{script} failed with status {proc.returncode}")
-    print(proc.stdout.strip())
-    for name in pictures:
-        source = run_dir / name
-        target = ROOT / "answers_image" / f"{answer}_{framework}_{Path(name).stem}{Path(name).suffix}"
+def _script_default(script, pattern):
+    """A default of the script's build_parser call, read from its source or
+    from the answer it builds on (dcgan_<fw> imports gan_<fw>)."""
+    path = ROOT / script
+    text = path.read_text()
+    sources = [text] + [(path.parent / f"{name}.py").read_text() for name in re.findall(r"^import (\w+)", text, re.M)
+                        if (path.parent / f"{name}.py").is_file()]
+    return next((m.group(1) for m in map(lambda s: re.search(pattern, s), sources) if m), None)
+
+
+def expected_settings(answer, framework):
+    """The settings of the answer's run that config.json must show: its
+    flags' values (but --data-dir, which moves with the machine), and the
+    script's default --iters and --dataset where the flags leave them."""
+    script, *_ = answer_command(answer, framework)
+    flags = ANSWERS[answer][1]
+    settings = {flag[2:].replace("-", "_"): value for flag, value in zip(flags, flags[1:])
+                if flag.startswith("--") and not value.startswith("--") and flag != "--data-dir"}
+    settings.setdefault("iters", _script_default(script, r"\biters=(\d+)"))
+    settings.setdefault("dataset", _script_default(script, r'\bdataset="(\w+)"'))
+    return {name: value for name, value in settings.items() if value is not None}
+
+
+def picture_paths(answer, framework, run_dir, answers_dir):
+    """{picture in the run folder: its copy in the answers folder}"""
+    return {Path(run_dir) / name: Path(answers_dir) / f"{answer}_{framework}_{Path(name).stem}{Path(name).suffix}"
+            for name in ANSWERS[answer][0]}
+
+
+def read_results(answers_dir):
+    return answer_runs.read_json(Path(answers_dir) / "results.json") or {}
+
+
+def inspect(answer, framework, runs_dir, answers_dir):
+    """The RunState of one answer run (see tools/answer_runs.py)."""
+    _, run_dir, _, _ = answer_command(answer, framework, out_root=runs_dir)
+    settings = expected_settings(answer, framework)
+    test_only = "--train" not in ANSWERS[answer][1]
+    state = answer_runs.RunState(answer, framework, run_dir, target=None if test_only else int(settings["iters"]))
+    needed = inspect(NEEDS[answer], framework, runs_dir, answers_dir) if answer in NEEDS else None
+    answer_runs.inspect_run(state, picture_paths(answer, framework, run_dir, answers_dir),
+                            read_results(answers_dir).get(state.key), needed)
+    if not test_only:
+        state.settings = answer_runs.compare_settings(answer_runs.read_json(run_dir / "config.json"), settings)
+    return state
+
+
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def record(answer, framework, run_dir, answers_dir, seconds):
+    """Copy the run's pictures and write its results.json entry."""
+    for source, target in picture_paths(answer, framework, run_dir, answers_dir).items():
         shutil.copyfile(source, target)
-    metrics = json.loads((run_dir / "test" / "metrics.json").read_text())
+    metrics = json.loads((Path(run_dir) / "test" / "metrics.json").read_text())
     for key in ("per_image", "class_names", "grid", "line", "scatter"):
         metrics.pop(key, None)
+    path = Path(answers_dir) / "results.json"
+    results = read_results(answers_dir)   # re-read: another make_answers may have added its runs meanwhile
     results[f"{answer}/{framework}"] = {
-        "command": shown, "seconds": round(seconds, 1),
-        "train_seconds": train_seconds(run_dir / "metrics.csv"),
+        "command": answer_command(answer, framework)[3],
+        "seconds": None if seconds is None else round(seconds, 1),
+        "train_seconds": train_seconds(Path(run_dir) / "metrics.csv"),
         "test": metrics, "machine": f"{platform.machine()}, {platform.python_version()}, "
-                                    f"{len(os.sched_getaffinity(0))} cores"}
+                                    f"{_cores()} cores"}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--questions", nargs="+", default=list(ANSWERS), choices=list(ANSWERS))
-    parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
-    parser.add_argument("--resume", action="store_true",
-                        help="continue a run from its last checkpoint where there is one (long GAN runs)")
+def _recorded_speed(state, answers_dir):
+    """Seconds per iteration of the answer's last recorded run, if any."""
+    entry = read_results(answers_dir).get(state.key) or {}
+    seconds = entry.get("train_seconds") or entry.get("seconds")
+    return seconds / state.target if seconds and state.target else None
+
+
+def advance(answer, framework, runs_dir, answers_dir, *, checkpoint_every=None, fresh=False, env=None,
+            lock_fd=None):
+    """Take one answer run as far as it goes: start, resume or test it, then
+    record it once it is finished.  Returns the exit status (0 also when the
+    run waits or is skipped)."""
+    state = inspect(answer, framework, runs_dir, answers_dir)
+    if state.busy:
+        print(f"{state.key}: skipped: pid {', '.join(map(str, state.busy))} is training in {state.run_dir}")
+        return 0
+    if state.waits_for:
+        print(f"{state.key}: waits for {state.waits_for}")
+        return 0
+    if state.settings and not fresh:
+        print(f"{state.key}: {state.run_dir} was started with other settings ({state.settings}); "
+              "move it away, or --fresh trains it again", file=sys.stderr)
+        return 2
+    command = None
+    if state.target is not None and (fresh or not state.trained):
+        answer_runs.clean_cut_short(state.run_dir)
+        every = checkpoint_every or answer_runs.checkpoint_interval(state.sec_per_iter or
+                                                                    _recorded_speed(state, answers_dir))
+        command = answer_command(answer, framework, resume=not fresh, checkpoint_every=every, out_root=runs_dir)[2]
+    elif fresh or not state.tested:
+        command = answer_command(answer, framework, out_root=runs_dir, test_only=True)[2]
+    seconds = None
+    if command:
+        print("$", " ".join(["python", *command[1:]]), flush=True)
+        t0 = time.time()
+        status, message = answer_runs.run_script(command, ROOT, env=env, pass_fds=(lock_fd,) if lock_fd else ())
+        seconds = time.time() - t0
+        if status == 2 and message:       # bad input, e.g. a checkpoint of another model shape
+            print(f"{state.key}: {message}", file=sys.stderr)
+            return 2
+        if status:
+            after = inspect(answer, framework, runs_dir, answers_dir)
+            how = f"killed by signal {-status}" if status < 0 else f"failed with status {status}"
+            print(f"{state.key}: {how}{': ' + message if message else ''}; the next run resumes from "
+                  f"checkpoint {after.checkpoint or 'none'}", file=sys.stderr)
+            return 1
+    state = inspect(answer, framework, runs_dir, answers_dir)
+    if not (state.trained and state.tested):
+        print(f"{state.key}: not finished: {state.describe()}", file=sys.stderr)
+        return 1
+    if state.recorded and command is None:
+        print(f"{state.key}: done and recorded")
+        return 0
+    record(answer, framework, state.run_dir, answers_dir, seconds)
+    print(f"{state.key}: recorded into {answers_dir}")
+    return 0
+
+
+def run_answers(selection, runs_dir, answers_dir, *, checkpoint_every=None, fresh=False, env=None):
+    """Advance the selected (answer, framework) runs one after the other,
+    holding the runs folder's lock; stops at the first failure."""
+    runs_dir, answers_dir = Path(runs_dir), Path(answers_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    answers_dir.mkdir(parents=True, exist_ok=True)
+    lock = answer_runs.RunnerLock(runs_dir)
+    if not lock.acquire():
+        print(f"make_answers: another runner works in {runs_dir} (pid {lock.holder() or 'unknown'}); "
+              "see --status", file=sys.stderr)
+        return 1
+    try:
+        # test-only answers last: they test the checkpoint of a run made before them
+        for answer, framework in sorted(selection, key=lambda run: run[0] in NEEDS):
+            status = advance(answer, framework, runs_dir, answers_dir, checkpoint_every=checkpoint_every,
+                             fresh=fresh, env=env, lock_fd=lock.fd)
+            if status:
+                return status
+    finally:
+        lock.release()
+    return 0
+
+
+def status(selection, runs_dir, answers_dir, everything):
+    """The --status lines: the selected runs whose folder exists (all of the
+    selection when ``everything``), and the runner working there, if any."""
+    states = [inspect(a, f, runs_dir, answers_dir) for a, f in selection]
+    states = [s for s in states if everything or s.run_dir.is_dir()]
+    lines = answer_runs.status_lines(states) if states else [f"no answer runs in {runs_dir}"]
+    holder = answer_runs.RunnerLock(runs_dir).holder()
+    if holder:
+        lines.append(f"runner: pid {holder}, log {Path(runs_dir) / answer_runs.LOG_NAME}")
+    return lines
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="make_answers.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--questions", nargs="+", choices=list(ANSWERS), metavar="ANSWER",
+                        help=f"answers to make (default: all): {', '.join(ANSWERS)}")
+    parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, metavar="FRAMEWORK",
+                        help=f"frameworks (default: all): {', '.join(FRAMEWORKS)}")
+    parser.add_argument("--runs-dir", metavar="DIR",
+                        help="folder of the run folders <answer>/<framework>/, created if missing "
+                             "(default: out/ in the repository)")
+    parser.add_argument("--answers-dir", metavar="DIR",
+                        help="where pictures and results.json are recorded (default: answers_image/)")
+    parser.add_argument("--status", action="store_true",
+                        help="print one line per answer run (iteration reached / target, seconds per "
+                             "iteration so far, time left, recorded or not, state) and stop; lists the runs "
+                             "whose folder exists, or all of --questions/--frameworks")
+    parser.add_argument("--background", action="store_true",
+                        help="work detached from the terminal at the lowest priority (nice 19), appending "
+                             "to <runs-dir>/make_answers.log")
+    parser.add_argument("--fresh", action="store_true",
+                        help="train the selected runs again from iteration 0, instead of continuing them "
+                             "or leaving finished ones alone")
     parser.add_argument("--checkpoint-every", type=int, metavar="N",
-                        help="checkpoint every N iterations instead of the script's default, so that an "
-                             "interrupted long run loses less (GAN questions only)")
-    args = parser.parse_args()
-    (ROOT / "answers_image").mkdir(exist_ok=True)
-    path = ROOT / "answers_image" / "results.json"
-    for question in args.questions:
-        for framework in args.frameworks:
-            done = {}
-            run_one(question, framework, done, args.resume, args.checkpoint_every)
-            # re-read before writing: another make_answers may have added its runs meanwhile
-            results = json.loads(path.read_text()) if path.exists() else {}
-            results.update(done)
-            path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print("\nquestion | framework | test numbers | seconds")
-    for key, value in sorted(results.items()):
-        q, f = key.split("/")
-        numbers = {k: v for k, v in value["test"].items() if isinstance(v, float)}
-        print(f"{q} | {f} | {numbers} | {value['seconds']}")
+                        help="checkpoint every N iterations (default: the largest 1, 2 or 5 x 10^k "
+                             "iterations that take at most 10 minutes at the run's measured or recorded "
+                             f"speed; {answer_runs.UNKNOWN_SPEED_EVERY} while unknown)")
+    parser.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)    # the default now
+    parser.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # set by --background
+    args = parser.parse_args(argv)
+    selection = [(a, f) for a in args.questions or ANSWERS for f in args.frameworks or FRAMEWORKS]
+    runs_dir = Path(os.path.abspath(os.path.expanduser(args.runs_dir))) if args.runs_dir else ROOT / "out"
+    answers_dir = (Path(os.path.abspath(os.path.expanduser(args.answers_dir))) if args.answers_dir
+                   else ROOT / "answers_image")
+    if args.status:
+        print("\n".join(status(selection, runs_dir, answers_dir, bool(args.questions or args.frameworks))))
+        return 0
+    if args.background:
+        holder = answer_runs.RunnerLock(runs_dir).holder()
+        if holder:
+            print(f"make_answers: a runner already works in {runs_dir} (pid {holder}); see --status",
+                  file=sys.stderr)
+            return 1
+        rest = [a for a in argv if a != "--background"]
+        pid, log = answer_runs.launch_background([str(Path(__file__).resolve()), *rest, "--runs-dir",
+                                                  str(runs_dir), "--answers-dir", str(answers_dir)], runs_dir)
+        print(f"make_answers: working in the background (pid {pid}, nice 19); log: {log}")
+        print(f"progress: python tools/make_answers.py --status --runs-dir {runs_dir}")
+        return 0
+    if args.detached:
+        sys.stdout.reconfigure(line_buffering=True)   # the log in the order things happen
+        print(f"\n== make_answers pid {os.getpid()}, nice {os.nice(19)}, {time.strftime('%Y-%m-%d %H:%M:%S')}",
+              flush=True)
+    code = run_answers(selection, runs_dir, answers_dir, checkpoint_every=args.checkpoint_every, fresh=args.fresh)
+    print("\n" + "\n".join(status(selection, runs_dir, answers_dir, False)))
+    if args.detached:
+        print(f"== make_answers pid {os.getpid()} ends with status {code}", flush=True)
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
