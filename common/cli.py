@@ -105,9 +105,14 @@ def build_parser(question, framework, description, *, dataset, datasets=DATASETS
                        help="where to run: auto takes a GPU when the framework sees one")
     out = parser.add_argument_group("output and checkpoints")
     out.add_argument("--out-dir", default=None,
-                     help=f"run folder (default: out/{question}/{framework})")
+                     help=f"run folder (default: out/{question}/{framework}); a fresh run moves the previous "
+                          "run's files there aside and deletes them only once it has written its first "
+                          "checkpoint (if it stops before, they are put back)")
     out.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CKPT",
-                     help="continue training from the latest checkpoint in --out-dir, or from CKPT")
+                     help="continue training from the latest checkpoint in --out-dir, or from CKPT, with the "
+                          "run's own settings (config.json): a flag left out takes the run's value; only "
+                          "--iters, --sample-every, --checkpoint-every, --log-every, --device and --data-dir "
+                          "may change")
     out.add_argument("--checkpoint", default=None, metavar="CKPT",
                      help="checkpoint folder for --test (default: the latest in --out-dir)")
     out.add_argument("--sample-every", type=_non_negative_int, default=sample_every,
@@ -118,7 +123,53 @@ def build_parser(question, framework, description, *, dataset, datasets=DATASETS
                      help="write a metrics.csv row every N iterations")
     if extra is not None:
         extra(parser.add_argument_group(f"{question} options"))
+    parser.question, parser.framework = question, framework   # for the run folder checks in parse_args
     return parser
+
+
+# On --resume the run's config.json fills in every setting not written on the
+# command line.  Of those written, the ones below may differ from the run's
+# (how long, how often, where, on which device, where the data lies); every
+# other setting is fixed by the run: its optimizer state, data order and
+# networks were made with it.
+RESUME_IGNORED = {"train", "test", "dry_run", "resume", "checkpoint", "out_dir"}   # what to do, and where
+RESUME_FREE = {"iters", "sample_every", "checkpoint_every", "log_every", "device", "data_dir"}
+
+
+def _given(parser, argv):
+    """The destinations of the flags actually written on the command line."""
+    saved = [(action, action.default) for action in parser._actions]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for action, default in saved:
+            action.default = default
+
+
+def _resume_settings(args, given, run):
+    """On --resume, the run's own settings (its config.json) apply: a flag
+    left out takes the run's value, a fixed setting given with another value
+    is refused, so config.json only ever records what the run used."""
+    if not run.config_path.exists():
+        return
+    from common.runs import read_json
+    try:
+        saved = read_json(run.config_path)
+    except (OSError, ValueError):
+        raise UsageError(f"{run.config_path} is damaged (not JSON); cannot check the run's settings") from None
+    clashes = []
+    for key, value in vars(args).items():
+        if key in RESUME_IGNORED or key not in saved or saved[key] == value:
+            continue
+        if key not in given and not (args.dry_run and key in RESUME_FREE):
+            setattr(args, key, saved[key])
+        elif key not in RESUME_FREE:
+            clashes.append(f"--{key.replace('_', '-')} {value} (the run used {saved[key]})")
+    if clashes:
+        raise UsageError(f"--resume continues the run in {run.root} with its own settings, not "
+                         f"{'; '.join(clashes)}: drop the flag, or start a fresh run")
 
 
 def parse_args(parser, argv=None):
@@ -133,6 +184,15 @@ def parse_args(parser, argv=None):
         args.sample_every = args.checkpoint_every = args.log_every = 1
     if args.resume and not args.train:
         parser.error("--resume continues training; use it with --train")
+    if hasattr(parser, "question"):
+        from common.runs import Run
+        run = Run(parser.question, parser.framework, args.out_dir)
+        # a file or an impossible path: one line before any work
+        run.check_out_dir(create=args.train)
+    if args.train and hasattr(parser, "question"):
+        run.recover()            # what a killed run left: temporary files, a replaced run
+        if args.resume:
+            _resume_settings(args, _given(parser, argv), run)
     return args
 
 

@@ -51,6 +51,7 @@ import posixpath
 import re
 import shutil
 import struct
+import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -370,6 +371,17 @@ def _read_mask(path: Path) -> np.ndarray:
     return (mask != 0).astype(np.uint8)
 
 
+def _warn_small(images, size, where):
+    """Pictures smaller than the network's input are upscaled: say so once,
+    with the sizes seen (a 1x1 picture upscaled to 64x64 teaches nothing)."""
+    small = sorted({im.shape[:2] for im in images if im.shape[0] < size[0] or im.shape[1] < size[1]})
+    if small:
+        shown = ", ".join(f"{h}x{w}" for h, w in small[:5]) + (", ..." if len(small) > 5 else "")
+        count = sum(im.shape[0] < size[0] or im.shape[1] < size[1] for im in images)
+        sys.stderr.write(f"warning: {count} of {len(images)} pictures in {where} are smaller than "
+                         f"{size[0]}x{size[1]} ({shown}) and are upscaled\n")
+
+
 def _load_folder(data_dir, split, size, with_masks, limit):
     data_dir = DATASET_ROOT if data_dir is None else Path(data_dir).expanduser()
     class_root, mask_root = _find_class_root(data_dir, split)
@@ -392,13 +404,10 @@ def _load_folder(data_dir, split, size, with_masks, limit):
     # Decode (and resize) every picture once; augmentation happens later per
     # minibatch on these arrays.
     images = [_read_image(p) for p, _ in items]
-    if size is not None:
-        images = [_resize_one(im, size, cv2.INTER_AREA) for im in images]
-    elif len({im.shape[:2] for im in images}) > 1:
-        size = DEFAULT_FOLDER_SIZE
-        images = [_resize_one(im, size, cv2.INTER_AREA) for im in images]
-    else:
-        size = images[0].shape[:2]
+    if size is None:   # native size if all agree, else the default
+        size = images[0].shape[:2] if len({im.shape[:2] for im in images}) == 1 else DEFAULT_FOLDER_SIZE
+    _warn_small(images, size, class_root)
+    images = [_resize_one(im, size, cv2.INTER_AREA) for im in images]
     native_channels = 1 if all(im.ndim == 2 for im in images) else 3
     images = [im[..., None] if native_channels == 1
               else (np.repeat(im[..., None], 3, axis=-1) if im.ndim == 2 else im)
@@ -427,12 +436,18 @@ IDX_DTYPES = {
 }
 
 
-def read_idx(path) -> np.ndarray:
+# The magic numbers of MNIST-style files: uint8 images (N, H, W) and uint8 labels (N,).
+IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801
+IDX_KINDS = {IDX_IMAGES: "uint8 images of 3 dimensions", IDX_LABELS: "uint8 labels of 1 dimension"}
+
+
+def read_idx(path, expect=None) -> np.ndarray:
     """Parse an IDX file (gzipped or not) into an array of its shape.
 
     Header: two zero bytes, a data-type byte (0x08 uint8 ... 0x0E float64),
     the number of dimensions, then each dimension as a big-endian uint32;
-    the data follows, big-endian, row-major.
+    the data follows, big-endian, row-major.  ``expect`` (e.g. 0x00000803,
+    uint8 images of 3 dimensions) is the magic number the caller needs.
     """
     path = Path(path)
     try:
@@ -448,6 +463,10 @@ def read_idx(path) -> np.ndarray:
     if raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES or raw[3] == 0:
         magic = struct.unpack(">I", raw[:4])[0]
         raise UsageError(f"{path} is not an IDX file (magic number 0x{magic:08x})")
+    if expect is not None and raw[:4] != struct.pack(">I", expect):
+        magic = struct.unpack(">I", raw[:4])[0]
+        raise UsageError(f"{path} has the IDX magic number 0x{magic:08x}, expected 0x{expect:08x} "
+                         f"({IDX_KINDS.get(expect, 'another IDX file')})")
     dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -477,7 +496,7 @@ def _load_idx_pair(name, folder: Path, split, limit):
     if missing:
         raise UsageError(f"{PRETTY_NAMES[name]} files missing: put {', '.join(missing)} into "
                          f"{_show(folder)}/ (from {MIRRORS[name][0]})")
-    images, labels = read_idx(found[0]), read_idx(found[1])
+    images, labels = read_idx(found[0], IDX_IMAGES), read_idx(found[1], IDX_LABELS)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise UsageError(f"{found[0]} is not an IDX image file (shape {images.shape}, {images.dtype})")
     if labels.ndim != 1:

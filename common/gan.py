@@ -14,7 +14,7 @@ the same pictures:
 - the network   ``dcgan_stages`` (how deep the DCGAN is for an image size)
 - the CLI       ``add_flags`` (``--label-smoothing``, ``--z-dim``)
 - measuring D   ``bce_with_logits``, ``d_measures``, ``g_loss``, ``sigmoid``
-- training      ``FIELDS`` of metrics.csv, ``clear_pictures``,
+- training      ``FIELDS`` of metrics.csv,
                 ``save_samples`` (sample grid + progress picture),
                 ``plot_training`` (the three plots)
 - class API     ``check_images``, ``check_labels``, ``check_label_smoothing``,
@@ -315,15 +315,6 @@ def evaluate_logits(logits, labels, logits_fake):
 # ---------------------------------------------------------------------------
 # Training pictures and plots
 # ---------------------------------------------------------------------------
-
-def clear_pictures(run):
-    """A fresh run (no --resume) removes the previous run's plots and
-    progress picture (runs.Run.prepare_training clears the rest)."""
-    for name in (LOSSES_PNG, ACCURACY_PNG, PROBABILITIES_PNG, PROGRESS_PNG):
-        path = run.root / name
-        if path.exists():
-            path.unlink()
-
 
 def _progress_dir(run):
     return run.samples / "progress"

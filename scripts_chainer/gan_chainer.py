@@ -459,11 +459,12 @@ def save_checkpoint(run, iteration, model, feed, image_shape, args):
 def load_checkpoint(folder, meta, model, feed):
     """Continue a run: weights, optimizers, RNG states and data order."""
     model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
-    with np.load(folder / OPT_FILE, allow_pickle=False) as npz:
-        optimizers = chainer.serializers.NpzDeserializer(npz)
+    with runs.reading(folder / OPT_FILE):   # runs.load_npz never unpickles; a broken file: one line
+        optimizers = chainer.serializers.NpzDeserializer(runs.load_npz(folder / OPT_FILE))
         optimizers["g_optimizer"].load(model.g_optimizer)
         optimizers["d_optimizer"].load(model.d_optimizer)
-    with np.load(folder / RNG_FILE) as rng:
+    rng = runs.load_npz(folder / RNG_FILE)
+    with runs.reading(folder / RNG_FILE):
         np.random.set_state(("MT19937", rng["key"], int(rng["pos"]), int(rng["has_gauss"]), float(rng["gauss"])))
     model.z_sampler.load_state_dict(meta["z_sampler"])
     feed.load_state_dict(meta["feed"])
@@ -490,8 +491,6 @@ def train(args, model_class=None):
             print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
             return
     run.prepare_training(args, resume=bool(args.resume))
-    if not args.resume:
-        gan.clear_pictures(run)
 
     def step(iteration):
         return model.train_step(feed.next(), model.generate_z(args.batch_size), args.label_smoothing)

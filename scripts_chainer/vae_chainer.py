@@ -232,10 +232,16 @@ def save_checkpoint(run, iteration, model, optimizer, feed, eps_rng, image_shape
 
 
 def load_checkpoint(folder, model, optimizer=None):
-    chainer.serializers.load_npz(str(folder / "model.npz"), model)
+    # runs.load_npz reads with allow_pickle=False (chainer.serializers.load_npz
+    # would unpickle an object array: a shared checkpoint must never run code);
+    # runs.reading turns a broken file into one line naming it.
+    with runs.reading(folder / "model.npz"):
+        chainer.serializers.NpzDeserializer(runs.load_npz(folder / "model.npz")).load(model)
     if optimizer is not None:
-        chainer.serializers.load_npz(str(folder / "optimizer.npz"), optimizer)
-        with np.load(folder / "numpy_rng.npz") as rng:
+        with runs.reading(folder / "optimizer.npz"):
+            chainer.serializers.NpzDeserializer(runs.load_npz(folder / "optimizer.npz")).load(optimizer)
+        rng = runs.load_npz(folder / "numpy_rng.npz")
+        with runs.reading(folder / "numpy_rng.npz"):
             np.random.set_state(("MT19937", rng["key"], int(rng["pos"]), int(rng["has_gauss"]),
                                  float(rng["gauss"])))
 

@@ -146,11 +146,13 @@ def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
 
 
 def load_checkpoint(folder, model, optimizer=None):
-    model.load_weights(folder / "model.weights.h5")
+    with runs.reading(folder / "model.weights.h5"):   # a broken file: one line naming it
+        model.load_weights(folder / "model.weights.h5")
     if optimizer is not None:
         optimizer.build(model.trainable_variables)  # create Adam's m and v, then fill them
-        with np.load(folder / "optimizer.npz") as optimizer_state:
-            optimizer.load_own_variables(dict(optimizer_state))
+        optimizer_state = runs.load_npz(folder / "optimizer.npz")   # never unpickles
+        with runs.reading(folder / "optimizer.npz"):
+            optimizer.load_own_variables(optimizer_state)
 
 
 # ---- Train ----

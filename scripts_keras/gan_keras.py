@@ -486,10 +486,11 @@ def save_checkpoint(run, iteration, model, feed, image_shape, args):
 def load_checkpoint(folder, meta, model, feed):
     """Continue a run: weights, optimizers, noise and data order."""
     model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
-    with np.load(folder / OPT_FILE) as optimizer_state:   # the optimizers were built by change_me
+    optimizer_state = runs.load_npz(folder / OPT_FILE)   # never unpickles; the optimizers were built by change_me
+    with runs.reading(folder / OPT_FILE):
         for prefix, optimizer in (("g", model.g_optimizer), ("d", model.d_optimizer)):
-            optimizer.load_own_variables({key[len(prefix) + 1:]: optimizer_state[key]
-                                          for key in optimizer_state.files if key.startswith(prefix + "_")})
+            optimizer.load_own_variables({key[len(prefix) + 1:]: value
+                                          for key, value in optimizer_state.items() if key.startswith(prefix + "_")})
     model.z_sampler.load_state_dict(meta["z_sampler"])
     feed.load_state_dict(meta["feed"])
 
@@ -516,8 +517,6 @@ def train(args, model_class=None):
             print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
             return
     run.prepare_training(args, resume=bool(args.resume))
-    if not args.resume:
-        gan.clear_pictures(run)
 
     def step(iteration):
         return model.train_step(feed.next(), model.generate_z(args.batch_size), args.label_smoothing)

@@ -436,10 +436,11 @@ def save_checkpoint(run, iteration, model, feed, image_shape, args):
 def load_checkpoint(folder, meta, model, feed):
     """Continue a run: weights, optimizers, RNG states and data order."""
     model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
-    state = torch.load(folder / OPT_FILE, map_location="cpu", weights_only=True)
-    model.g_optimizer.load_state_dict(state["g_optimizer"])
-    model.d_optimizer.load_state_dict(state["d_optimizer"])
-    torch.set_rng_state(state["torch_rng"])
+    with runs.reading(folder / OPT_FILE):   # weights_only: no pickled code; a broken file: one line
+        state = torch.load(folder / OPT_FILE, map_location="cpu", weights_only=True)
+        model.g_optimizer.load_state_dict(state["g_optimizer"])
+        model.d_optimizer.load_state_dict(state["d_optimizer"])
+        torch.set_rng_state(state["torch_rng"])
     model.z_sampler.load_state_dict(meta["z_sampler"])
     feed.load_state_dict(meta["feed"])
 
@@ -466,8 +467,6 @@ def train(args, model_class=None):
             print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
             return
     run.prepare_training(args, resume=bool(args.resume))
-    if not args.resume:
-        gan.clear_pictures(run)
 
     def step(iteration):
         return model.train_step(feed.next(), model.generate_z(args.batch_size), args.label_smoothing)

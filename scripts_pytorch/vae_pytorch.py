@@ -220,11 +220,14 @@ def save_checkpoint(run, iteration, model, optimizer, feed, image_shape, latent_
 
 
 def load_checkpoint(folder, model, optimizer=None):
-    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+    # weights_only=True: tensors and plain containers only, no pickled code;
+    # runs.reading turns a broken file into one line naming it.
+    with runs.reading(folder / "model.pt"):
+        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
 
 
 # ---- Train ----

@@ -148,7 +148,8 @@ def save_checkpoint(run, iteration, sess, saver, feed, image_shape):
 
 
 def load_checkpoint(folder, sess, saver):
-    saver.restore(sess, str(folder / "model.ckpt"))
+    with runs.reading(folder / "model.ckpt"):   # a broken file: one line naming it
+        saver.restore(sess, str(folder / "model.ckpt"))
 
 
 # ---- Train ----

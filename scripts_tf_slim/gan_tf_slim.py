@@ -533,8 +533,6 @@ def train(args, model_class=None):
             print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
             return
     run.prepare_training(args, resume=bool(args.resume))
-    if not args.resume:
-        gan.clear_pictures(run)
 
     def step(iteration):
         return model.train_step(feed.next(), model.generate_z(args.batch_size), args.label_smoothing)

@@ -228,7 +228,8 @@ def save_checkpoint(run, iteration, sess, saver, feed, eps_rng, image_shape, lat
 
 
 def load_checkpoint(folder, sess, saver):
-    saver.restore(sess, str(folder / "model.ckpt"))
+    with runs.reading(folder / "model.ckpt"):   # a broken file: one line naming it
+        saver.restore(sess, str(folder / "model.ckpt"))
 
 
 # ---- Train ----
