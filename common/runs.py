@@ -15,13 +15,16 @@ A checkpoint is written into a temporary folder and renamed into place, and
 ``latest.json`` is replaced atomically, so killing a run at any moment
 leaves the previous checkpoint intact.  Nothing here is pickled.
 """
+import contextlib
 import csv
 import json
 import math
 import os
+import pickle   # only to recognise its errors: nothing is ever unpickled
 import shutil
 import signal
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -131,20 +134,81 @@ class Run:
         self.config_path = self.root / "config.json"
 
     # -- folders ---------------------------------------------------------
+    # What a run writes at the top of its folder; a fresh run replaces these
+    # and nothing else (an --out-dir may hold other files of the user's).
+    RUN_ENTRIES = ("config.json", "metrics.csv", "curves.png", "progress.png", "losses.png",
+                   "d_accuracy.png", "d_probabilities.png", "samples", "checkpoints", "test")
+
+    @property
+    def replaced(self):
+        """Where a fresh run keeps the previous run's files until its own
+        first checkpoint exists (then they are deleted)."""
+        return self.root / ".replaced"
+
+    def check_out_dir(self, create=True):
+        """The run folder is a folder, or can be created (``create``: it is,
+        for training): one line otherwise, before anything is loaded."""
+        for path in (self.root, *self.root.parents):
+            if path.exists():
+                if not path.is_dir():
+                    raise UsageError(f"--out-dir {self.root}: {path} is a file, not a folder")
+                break
+        if not create:
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"--out-dir {self.root} cannot be created: {err.strerror or err}") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise UsageError(f"--out-dir {self.root} is not writable")
+
+    def recover(self):
+        """Tidy what a killed run left behind, before training in this folder:
+        temporary checkpoint folders and files (never read by anything) are
+        removed, and the files of the previous run, moved aside by a fresh
+        run that was killed before its first checkpoint, are put back."""
+        for folder in (self.root, self.checkpoints):
+            if folder.is_dir():
+                for stale in folder.glob(".*.tmp*"):
+                    _remove(stale)
+                for stale in folder.glob(".iter_*.old*"):
+                    _remove(stale)
+        if self.replaced.is_dir():
+            if (self.checkpoints / "latest.json").exists():
+                shutil.rmtree(self.replaced)     # the new run got as far as a checkpoint
+            else:
+                self.restore_replaced()
+
     def prepare_training(self, args, resume):
-        """Create the folders.  A fresh run (no ``--resume``) replaces the
-        previous run's metrics, samples and checkpoints in this folder."""
+        """Create the folders and write config.json.  A fresh run (no
+        ``--resume``) moves the previous run's files in this folder to
+        ``.replaced/``; they are deleted at the new run's first checkpoint,
+        and put back if it stops before (``restore_replaced``)."""
         if not resume:
-            for sub in (self.samples, self.checkpoints):
-                if sub.exists():
-                    shutil.rmtree(sub)
-            for f in (self.metrics_path, self.root / "curves.png"):
-                if f.exists():
-                    f.unlink()
+            present = [self.root / name for name in self.RUN_ENTRIES if (self.root / name).exists()]
+            if present:
+                if self.replaced.exists():
+                    shutil.rmtree(self.replaced)
+                self.replaced.mkdir(parents=True)
+                for path in present:
+                    os.replace(path, self.replaced / path.name)
         for sub in (self.root, self.samples, self.checkpoints):
             sub.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.config_path, {"question": self.question, "framework": self.framework,
                                              **vars(args)})
+
+    def restore_replaced(self):
+        """Put the previous run's files back (the new run stopped before its
+        first checkpoint; what it wrote is dropped).  True if there were any."""
+        if not self.replaced.is_dir():
+            return False
+        for name in self.RUN_ENTRIES:
+            if (self.root / name).exists():
+                _remove(self.root / name)
+        for path in self.replaced.iterdir():
+            os.replace(path, self.root / path.name)
+        self.replaced.rmdir()
+        return True
 
     def prepare_test(self):
         self.test.mkdir(parents=True, exist_ok=True)
@@ -182,16 +246,30 @@ class Run:
         else:
             os.replace(tmp, final)
         atomic_write_json(self.checkpoints / "latest.json", {"checkpoint": name, "iteration": int(iteration)})
+        if self.replaced.is_dir():   # the new run has a checkpoint: the previous run's files can go
+            shutil.rmtree(self.replaced)
         done = sorted(p for p in self.checkpoints.glob("iter_*") if p.is_dir())
         for old in done[:-keep] if keep else []:
             shutil.rmtree(old, ignore_errors=True)
         return final
 
     def latest_checkpoint(self):
+        """The newest checkpoint of this run, or None.  While a fresh run has
+        not written its first checkpoint (or was killed before), the previous
+        run's newest, moved aside to ``.replaced/``, is the folder's newest."""
         latest = self.checkpoints / "latest.json"
+        if not latest.exists() and (self.replaced / "checkpoints" / "latest.json").exists():
+            return Run(self.question, self.framework, self.replaced).latest_checkpoint()
         if not latest.exists():
             return None
-        path = self.checkpoints / read_json(latest)["checkpoint"]
+        try:
+            name = read_json(latest)["checkpoint"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UsageError(f"{latest} is damaged (not the JSON of a checkpoint name); "
+                             "pass --resume/--checkpoint with a checkpoint folder") from None
+        path = self.checkpoints / str(name)
+        if path.parent != self.checkpoints or not path.name.startswith("iter_"):
+            raise UsageError(f"{latest} names {name!r}, which is not a checkpoint of this run")
         return path if path.is_dir() else None
 
     def find_checkpoint(self, spec=None):
@@ -234,6 +312,121 @@ class Run:
         return path, meta
 
 
+def _remove(path):
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def reading(path, what="checkpoint file"):
+    """Load one file of a checkpoint inside ``with runs.reading(path):``;
+    whatever goes wrong (missing, truncated, another format, a pickle where
+    weights should be, arrays of the wrong shape) becomes one line naming
+    the file (``UsageError``: exit status 2), never a traceback."""
+    try:
+        with warnings.catch_warnings():   # a framework's warnings about a broken file are noise here
+            warnings.simplefilter("ignore")
+            yield
+    except UsageError:
+        raise
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path} is missing") from None
+    except Exception as err:   # each framework raises its own types for a broken file
+        if isinstance(err, pickle.UnpicklingError) or "allow_pickle=False" in str(err):
+            raise UsageError(f"{what} {path} holds pickled Python objects, not just arrays: refused, "
+                             "since loading them could run code") from None
+        detail = _reason(err)
+        raise UsageError(f"{what} {path} cannot be loaded ({type(err).__name__}{detail})") from None
+
+
+def _reason(err):
+    """The line of an exception's message that says what is wrong (TF puts
+    'Graph execution error:' and the graph node first, the reason after)."""
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    said = [line for line in lines if not line.rstrip().endswith(":") and not line.startswith((" ", "\t", "[["))
+            and not line.startswith(("Detected at node", "Node:"))]
+    line = (said or lines or [""])[0].strip()
+    line = line.split(". ")[0].rstrip(".")            # its first sentence
+    return f": {line[:200]}" if line else ""
+
+
+def load_npz(path, what="checkpoint file"):
+    """The arrays of an ``.npz`` file as a dict, never unpickling anything
+    (``allow_pickle=False``: an object array, which could run code when
+    unpickled, is refused with one line)."""
+    with reading(path, what), np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+class Progress:
+    """What the training loop of every answer script leans on; the loop
+    itself is written out in the script::
+
+        with runs.Progress(run, start, args.iters, ["d_loss", "g_loss"], args.log_every,
+                           resume=bool(args.resume)) as progress:
+            for iteration in progress:          # the progress bar; times each step
+                losses = train_step(...)
+                progress.log(iteration, losses)  # NaN check, metrics.csv row when due
+                if progress.due(iteration, args.sample_every):
+                    ...save a sample picture...
+                if progress.due(iteration, args.checkpoint_every):
+                    ...save a checkpoint...
+
+    ``log`` stops training with ``TrainingError`` when a value is NaN or
+    infinite (the last good checkpoint stays); ``due`` is also true at the
+    last iteration.  Leaving the ``with`` on an error before the run's first
+    checkpoint gives the folder back to the previous run (see
+    ``Run.prepare_training``)."""
+
+    def __init__(self, run, start, iters, fields, log_every, *, resume):
+        self.run, self.start, self.iters, self.log_every = run, int(start), int(iters), int(log_every)
+        self.metrics = MetricsLog(run.metrics_path, [*fields, "sec_per_iter"], resume_at=start if resume else None)
+        self.values, self._t0, self._bar = {}, None, None
+
+    def __enter__(self):
+        self._bar = tqdm(total=self.iters, initial=self.start, desc=f"{self.run.question} {self.run.framework}",
+                         unit="it", dynamic_ncols=True, mininterval=0.5)
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        self._bar.close()
+        if kind is not None:
+            self.run.restore_replaced()
+        return False
+
+    def __iter__(self):
+        for iteration in range(self.start + 1, self.iters + 1):
+            self._t0 = time.perf_counter()
+            yield iteration
+
+    def log(self, iteration, values):
+        """After the step of ``iteration``: check ``values`` (floats), show
+        them on the bar, and write the metrics.csv row when due."""
+        seconds = time.perf_counter() - self._t0
+        _maybe_kill(KILL_IN_STEP, iteration)
+        values = {key: float(value) for key, value in values.items()}
+        bad = [key for key, value in values.items() if not math.isfinite(value)]
+        if bad:
+            if self.run.replaced.is_dir():
+                kept = f"nothing of this run was saved; the previous run in {self.run.root} is kept"
+            else:
+                kept = f"last good checkpoint: {self.run.latest_checkpoint() or 'none'}"
+            raise TrainingError(f"{', '.join(bad)} became {values[bad[0]]} at iteration {iteration}; "
+                                f"stopped ({kept}); try a smaller --lr")
+        self.values = values
+        self._bar.update(1)
+        self._bar.set_postfix({key: f"{value:.4g}" for key, value in values.items()}, refresh=False)
+        if self.due(iteration, self.log_every):
+            self.metrics.log(iteration, {**values, "sec_per_iter": seconds})
+
+    def due(self, iteration, every):
+        """True every ``every`` iterations (0: never) and at the last one."""
+        return bool(every and iteration % every == 0) or iteration == self.iters
+
+
 def train_loop(run, *, start, iters, step, fields, on_sample, on_checkpoint,
                sample_every, checkpoint_every, log_every, resume_at=None, curves=None,
                desc=None):
@@ -261,10 +454,12 @@ def train_loop(run, *, start, iters, step, fields, on_sample, on_checkpoint,
             _maybe_kill(KILL_IN_STEP, it)
             bad = [k for k, v in values.items() if not math.isfinite(float(v))]
             if bad:
-                last = run.latest_checkpoint()
+                if run.replaced.is_dir():
+                    kept = f"nothing of this run was saved; the previous run in {run.root} is kept"
+                else:
+                    kept = f"last good checkpoint: {run.latest_checkpoint() or 'none'}"
                 raise TrainingError(f"{', '.join(bad)} became {values[bad[0]]} at iteration {it}; "
-                                    f"stopped (last good checkpoint: {last or 'none'}); "
-                                    "try a smaller --lr")
+                                    f"stopped ({kept}); try a smaller --lr")
             bar.update(1)
             bar.set_postfix({k: f"{float(v):.4g}" for k, v in values.items()}, refresh=False)
             last_it = it == iters
@@ -277,6 +472,11 @@ def train_loop(run, *, start, iters, step, fields, on_sample, on_checkpoint,
                 if curves:
                     plot_curves(run.metrics_path, run.root / "curves.png", curves, logy=True,
                                 title=f"{run.question} ({run.framework})")
+    except BaseException:
+        # stopped before its first checkpoint (NaN, Ctrl-C, an error): a fresh
+        # run gives the folder back to the previous run it was replacing
+        run.restore_replaced()
+        raise
     finally:
         bar.close()
     return values

@@ -1,4 +1,5 @@
 """common/: augmentation, minibatches, CLI, run folders and checkpoints."""
+import argparse
 import json
 import os
 
@@ -261,3 +262,26 @@ def test_gan_file_names_always_end_in_the_framework_suffix():
         "dcgan_0.1_g.weights.h5", "dcgan_0.1_d.weights.h5", "dcgan_0.1_val.json")
     assert gan.file_names("m", "g.weights.h5", "d", "v.json", ".weights.h5") == ("g.weights.h5", "d.weights.h5",
                                                                                    "v.json")
+
+
+def test_progress_logs_when_due_and_stops_on_nan(tmp_path):
+    run = runs.Run("ae", "pytorch", tmp_path / "run")
+    run.prepare_training(argparse.Namespace(lr=0.1), resume=False)
+    seen, sampled = [], []
+    with pytest.raises(runs.TrainingError, match="iteration 5"):
+        with runs.Progress(run, 0, 9, ["loss"], 2, resume=False) as progress:
+            for iteration in progress:
+                seen.append(iteration)
+                progress.log(iteration, {"loss": 1.0 / iteration if iteration < 5 else float("nan")})
+                if progress.due(iteration, 3):
+                    sampled.append(iteration)
+    assert seen == [1, 2, 3, 4, 5] and sampled == [3]
+    with open(run.metrics_path) as f:
+        assert [line.split(",")[0] for line in f.read().split()] == ["iteration", "2", "4"]
+    # resumed at 4: the rows after 4 go, the last iteration is always due
+    with runs.Progress(run, 4, 7, ["loss"], 2, resume=True) as progress:
+        for iteration in progress:
+            progress.log(iteration, {"loss": 0.5})
+            assert progress.due(iteration, 0) == (iteration == 7)
+    with open(run.metrics_path) as f:
+        assert [line.split(",")[0] for line in f.read().split()] == ["iteration", "2", "4", "6", "7"]
