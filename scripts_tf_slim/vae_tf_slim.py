@@ -78,7 +78,7 @@ def load_data(args, split):
 
 def flatten(images):
     """NHWC -> (N, H*W*C).  The MLP sees the pixel vector in the common
-    NHWC order, so its weights match the other versions' 1:1."""
+    NHWC order, so its weights match those of the other versions 1:1."""
     return images.reshape(len(images), -1)
 
 
@@ -132,7 +132,8 @@ def VAE(x, eps, latent_dim, reuse=False):
 def inference_graph(image_shape, latent_dim, reuse=False):
     """The placeholders and outputs that encode, decode and evaluate run:
     ``inputs`` (flattened images) and ``eps`` -> ``mu``, ``logvar`` and the
-    loss ``terms`` (negative ELBO, bce, kl); ``z`` -> ``decoded`` images in [0, 1] (N, H*W*C)."""
+    loss ``terms`` (negative ELBO, bce, kl stacked); ``z`` -> ``decoded``
+    images in [0, 1] (N, H*W*C)."""
     in_features = int(np.prod(image_shape))
     inputs = tf.placeholder(tf.float32, (None, in_features), name="inputs")
     eps = tf.placeholder(tf.float32, (None, latent_dim), name="eps")
