@@ -29,7 +29,7 @@ GRID_RANGE = 4.0                 # over z1, z2 in [-GRID_RANGE, GRID_RANGE]
 SAMPLES = 1        # the fixed z of the training sample pictures
 TEST_SAMPLES = 2   # the z of test/samples.png
 TEST_EPS = 3       # the eps of the test-set ELBO, one row per test image
-TRAIN_EPS = 4      # the eps of every training step (TF-Slim, Keras, Chainer)
+TRAIN_EPS = 4      # the eps of every training step (all four frameworks)
 
 
 def gaussian(n, dim, seed, stream):
@@ -45,10 +45,11 @@ def eps_generator(seed):
     """The NumPy generator of the training eps: stream TRAIN_EPS of --seed.
 
     Its state is a plain dict that goes into the checkpoint's meta.json, so
-    a resumed run draws the same eps as an uninterrupted one.  The TF-Slim,
-    Keras and Chainer versions draw their training eps from it (a TF1
-    Saver does not save op-level random state, Chainer has no generator of
-    its own); PyTorch uses torch's generator and checkpoints its state."""
+    a resumed run draws the same eps as an uninterrupted one.  All four
+    versions draw their training eps from it, so that with the same weights
+    and batches they take the same steps (a TF1 Saver does not save
+    op-level random state and Chainer has no generator of its own, so a
+    framework generator would not do in every version anyway)."""
     return np.random.default_rng(np.random.SeedSequence(entropy=int(seed), spawn_key=(TRAIN_EPS, 0)))
 
 

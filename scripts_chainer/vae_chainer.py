@@ -45,6 +45,7 @@ ADAM_EPS = 1e-8             # Chainer default, set explicitly (Keras' default is
                             # it before the bias correction, PyTorch after (a tiny difference)
 SAMPLE_COUNT = 64           # digits in each training sample picture (a fixed z batch)
 TEST_SAMPLE_COUNT = 100     # digits in test/samples.png
+FIELDS = ["loss", "bce", "kl"]   # the metrics.csv columns and the curves: the negative ELBO and its terms
 
 
 def add_flags(group):
@@ -72,15 +73,15 @@ def load_data(args, split):
 
 def flatten(images):
     """NHWC -> (N, H*W*C).  The MLP sees the pixel vector in the common
-    NHWC order, so its weights match the PyTorch/Keras/TF versions 1:1."""
+    NHWC order, so its weights match those of the other versions 1:1."""
     return images.reshape(len(images), -1)
 
 
 # ---- Model ----
 def init_weights():
     # Glorot-uniform weights, zero biases: the same explicit choice in all
-    # four versions (each framework's default initialiser differs).  Chainer's
-    # initialisers draw from NumPy's global generator (seeded in train()).
+    # four versions (each framework's default initialiser differs).
+    # Chainer's initialisers draw from NumPy's global generator (seeded in train()).
     return {"initialW": chainer.initializers.GlorotUniform(),
             "initial_bias": chainer.initializers.Zero()}
 
@@ -174,16 +175,19 @@ def vae_loss(logits, x, mu, logvar):
 
 
 # ---- Train step ----
-def make_train_step(model, optimizer):
+def make_train_step(model, optimizer, device):
     def train_step(real_images, eps):
+        """One Adam step on the negative ELBO of a batch: real_images
+        (N, H*W*C) and eps (N, Z), both NumPy."""
+        real_images, eps = device.send(real_images), device.send(eps)
         with chainer.using_config("train", True):
             logits, mu, logvar = model(real_images, eps)
             loss, bce, kl = vae_loss(logits, real_images, mu, logvar)
         model.cleargrads()
         loss.backward()
         optimizer.update()
-        terms = F.stack([loss, bce, kl]).array
-        loss, bce, kl = chainer.backends.cuda.to_cpu(terms).tolist()   # one device -> host copy
+        terms = chainer.backends.cuda.to_cpu(F.stack([loss, bce, kl]).array)   # one device -> host copy
+        loss, bce, kl = terms.tolist()
         return {"loss": loss, "bce": bce, "kl": kl}
     return train_step
 
@@ -219,7 +223,6 @@ def evaluate(model, images, eps, device, batch_size=1000):
     return {"loss": loss, "bce": bce, "kl": kl}
 
 
-
 def save_checkpoint(run, iteration, model, optimizer, feed, eps_rng, image_shape, latent_dim, dataset):
     def write_files(folder):
         chainer.serializers.save_npz(str(folder / "model.npz"), model)
@@ -252,7 +255,7 @@ def train(args):
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
-    cli.seed_everything(args.seed)           # the weights: Chainer initialises from NumPy's global generator
+    cli.seed_everything(args.seed)   # the initial weights: Chainer draws them from NumPy's global generator
     eps_rng = latent.eps_generator(args.seed)   # the eps of every training step, checkpointed
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))   # none for the digit sets
@@ -270,27 +273,25 @@ def train(args):
             print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
             return
     run.prepare_training(args, resume=bool(args.resume))
-    train_step = make_train_step(model, optimizer)
-    fixed_z = latent.gaussian(SAMPLE_COUNT, args.latent_dim, args.seed, latent.SAMPLES)  # the same z in every picture
-
-    def step(iteration):
-        real_images = device.send(flatten(feed.next()))
-        # eps from the checkpointed NumPy generator (see latent.eps_generator): a
-        # resumed run draws the same eps as an uninterrupted one, on CPU or GPU
-        eps = device.send(eps_rng.standard_normal((len(real_images), args.latent_dim)).astype(np.float32))
-        return train_step(real_images, eps)
-
-    def on_sample(iteration):
-        pictures.save_grid(decode(model, fixed_z, image_shape, device), run.sample_path(iteration),
-                           nrow=8, value_range=VALUE_RANGE, scale=2, title=f"iteration {iteration}")
-
-    runs.train_loop(run, start=start, iters=args.iters, step=step, fields=["loss", "bce", "kl"],
-                    on_sample=on_sample,
-                    on_checkpoint=lambda it: save_checkpoint(run, it, model, optimizer, feed, eps_rng, image_shape,
-                                                             args.latent_dim, args.dataset),
-                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                    log_every=args.log_every, resume_at=start if args.resume else None,
-                    curves=["loss", "bce", "kl"])
+    train_step = make_train_step(model, optimizer, device)
+    fixed_z = latent.gaussian(SAMPLE_COUNT, args.latent_dim, args.seed, latent.SAMPLES)  # the same z each time
+    with runs.Progress(run, start, args.iters, FIELDS, args.log_every, resume=bool(args.resume)) as progress:
+        for iteration in progress:
+            real_images = flatten(feed.next())
+            # eps ~ N(0, I) from the checkpointed NumPy generator (latent.eps_generator):
+            # the same eps in every framework, and a resumed run draws what an
+            # uninterrupted one would
+            eps = eps_rng.standard_normal((len(real_images), args.latent_dim)).astype(np.float32)
+            losses = train_step(real_images, eps)
+            progress.log(iteration, losses)
+            if progress.due(iteration, args.sample_every):
+                pictures.save_grid(decode(model, fixed_z, image_shape, device), run.sample_path(iteration),
+                                   nrow=8, value_range=VALUE_RANGE, scale=2, title=f"iteration {iteration}")
+            if progress.due(iteration, args.checkpoint_every):
+                save_checkpoint(run, iteration, model, optimizer, feed, eps_rng, image_shape, args.latent_dim,
+                                args.dataset)
+                pictures.plot_curves(run.metrics_path, run.root / "curves.png", FIELDS, logy=True,
+                                     title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----

@@ -43,11 +43,10 @@ LATENT_DIM = 2              # the question's latent size (--latent-dim)
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8             # as in torch, set explicitly (Keras' default is 1e-7); Keras adds it
                             # before the bias correction, PyTorch after (a tiny difference)
-JIT_COMPILE = True          # XLA on: this small MLP step is launch-bound, and fusing it made
-                            # training ~30% faster on CPU (3000 iterations: 21 vs 28 s, 1 thread)
-                            # for < 1 s of compiling (the conv AE, by contrast, got slower)
+JIT_COMPILE = True          # XLA fuses the train step: this small MLP step is bound by op launches
 SAMPLE_COUNT = 64           # digits in each training sample picture (a fixed z batch)
 TEST_SAMPLE_COUNT = 100     # digits in test/samples.png
+FIELDS = ["loss", "bce", "kl"]   # the metrics.csv columns and the curves: the negative ELBO and its terms
 
 
 def add_flags(group):
@@ -75,25 +74,25 @@ def load_data(args, split):
 
 def flatten(images):
     """NHWC -> (N, H*W*C).  The MLP sees the pixel vector in the common
-    NHWC order, so its weights match the PyTorch/TF/Chainer versions 1:1."""
+    NHWC order, so its weights match those of the other versions 1:1."""
     return images.reshape(len(images), -1)
 
 
 # ---- Model ----
-# Glorot-uniform weights, zero biases: the same explicit choice in all four
-# versions (each framework's default initialiser differs), written on every
-# layer.  Encoder, Decoder and VAE are functions named like the PyTorch
-# classes; each returns a Keras model, and the layers carry the PyTorch
-# attribute names (hidden, mu, logvar).
+# Encoder, Decoder and VAE are functions named like the PyTorch classes; each
+# returns a Keras model, and the layers carry the PyTorch attribute names.
+def init_weights():
+    # Glorot-uniform weights, zero biases: the same explicit choice in all
+    # four versions (each framework's default initialiser differs).
+    return {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
+
+
 def Encoder(in_features, latent_dim):
     """x -> (mu, logvar) of q(z|x) = N(mu, diag(exp(logvar)))."""
-    x = keras.Input(shape=(in_features,), name="x")                                    # (N, H*W*C)
-    h = layers.Dense(HIDDEN, activation="relu", name="hidden",
-                     kernel_initializer="glorot_uniform", bias_initializer="zeros")(x)  # (N, 256)
-    mu = layers.Dense(latent_dim, activation=None, name="mu",
-                      kernel_initializer="glorot_uniform", bias_initializer="zeros")(h)  # (N, Z)
-    logvar = layers.Dense(latent_dim, activation=None, name="logvar",
-                          kernel_initializer="glorot_uniform", bias_initializer="zeros")(h)  # (N, Z)
+    x = keras.Input(shape=(in_features,), name="x")                                   # (N, H*W*C)
+    h = layers.Dense(HIDDEN, activation="relu", name="hidden", **init_weights())(x)  # (N, 256)
+    mu = layers.Dense(latent_dim, name="mu", **init_weights())(h)                     # (N, Z)
+    logvar = layers.Dense(latent_dim, name="logvar", **init_weights())(h)             # (N, Z)
     return keras.Model(x, [mu, logvar], name="encoder")
 
 
@@ -102,11 +101,9 @@ def Decoder(latent_dim, out_features):
     The sigmoid is applied by `decode` for pictures and inside the loss
     (binary cross-entropy on logits, which never takes log(0))."""
     return keras.Sequential([
-        keras.Input(shape=(latent_dim,)),                                                # (N, Z)
-        layers.Dense(HIDDEN, activation="relu",
-                     kernel_initializer="glorot_uniform", bias_initializer="zeros"),     # (N, 256)
-        layers.Dense(out_features, activation=None,
-                     kernel_initializer="glorot_uniform", bias_initializer="zeros"),     # (N, H*W*C) logits
+        keras.Input(shape=(latent_dim,)),                                  # (N, Z)
+        layers.Dense(HIDDEN, activation="relu", **init_weights()),        # (N, 256)
+        layers.Dense(out_features, **init_weights()),                     # (N, H*W*C) logits
         # + sigmoid -> pixels in [0, 1]
     ], name="decoder")
 
@@ -183,7 +180,10 @@ def make_train_step(model, optimizer):
         return keras.ops.stack([loss, bce, kl])
 
     def train_step(real_images, eps):
-        loss, bce, kl = graph_step(real_images, eps).numpy().tolist()   # one device -> host copy
+        """One Adam step on the negative ELBO of a batch: real_images
+        (N, H*W*C) and eps (N, Z), both NumPy."""
+        terms = graph_step(real_images, eps).numpy()   # one device -> host copy
+        loss, bce, kl = terms.tolist()
         return {"loss": loss, "bce": bce, "kl": kl}
     return train_step
 
@@ -220,12 +220,11 @@ def evaluate(model, images, eps, batch_size=1000):
     return {"loss": loss, "bce": bce, "kl": kl}
 
 
-
 def save_checkpoint(run, iteration, model, optimizer, feed, eps_rng, image_shape, latent_dim, dataset):
     def write_files(folder):
         model.save_weights(folder / "model.weights.h5")
         optimizer_state = {}
-        optimizer.save_own_variables(optimizer_state)  # step count, learning rate, Adam's m and v
+        optimizer.save_own_variables(optimizer_state)  # Adam's m, v and step, the learning rate
         np.savez(folder / "optimizer.npz", **optimizer_state)
     run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape, latent_dim),
                                                  "feed": feed.state_dict(), "dataset": dataset,
@@ -244,76 +243,77 @@ def load_checkpoint(folder, model, optimizer=None):
 
 # ---- Train ----
 def train(args):
+    device = pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
-    keras.utils.set_random_seed(args.seed)   # the weights
+    keras.utils.set_random_seed(args.seed)   # the initial weights
     eps_rng = latent.eps_generator(args.seed)   # the eps of every training step, checkpointed
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))   # none for the digit sets
-    model = VAE(image_shape, args.latent_dim)
-    optimizer = keras.optimizers.Adam(learning_rate=args.lr, beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1],
-                                      epsilon=ADAM_EPS)
-    start = 0
-    if args.resume:
-        folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape, args.latent_dim))
-        load_checkpoint(folder, model, optimizer)
-        feed.load_state_dict(meta["feed"])
-        eps_rng.bit_generator.state = meta["eps_rng"]
-        start = meta["iteration"]
-        if start >= args.iters:
-            print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
-            return
-    run.prepare_training(args, resume=bool(args.resume))
-    train_step = make_train_step(model, optimizer)
-    fixed_z = latent.gaussian(SAMPLE_COUNT, args.latent_dim, args.seed, latent.SAMPLES)  # the same z in every picture
-
-    def step(iteration):
-        real_images = flatten(feed.next())
-        # eps from the checkpointed NumPy generator (see latent.eps_generator): a
-        # resumed run draws the same eps as an uninterrupted one
-        eps = eps_rng.standard_normal((len(real_images), args.latent_dim)).astype(np.float32)
-        return train_step(real_images, eps)
-
-    def on_sample(iteration):
-        pictures.save_grid(decode(model, fixed_z, image_shape), run.sample_path(iteration),
-                           nrow=8, value_range=VALUE_RANGE, scale=2, title=f"iteration {iteration}")
-
-    runs.train_loop(run, start=start, iters=args.iters, step=step, fields=["loss", "bce", "kl"],
-                    on_sample=on_sample,
-                    on_checkpoint=lambda it: save_checkpoint(run, it, model, optimizer, feed, eps_rng, image_shape,
-                                                             args.latent_dim, args.dataset),
-                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                    log_every=args.log_every, resume_at=start if args.resume else None,
-                    curves=["loss", "bce", "kl"])
+    with keras.device(device):   # every variable and op of the run goes there
+        model = VAE(image_shape, args.latent_dim)
+        optimizer = keras.optimizers.Adam(learning_rate=args.lr, beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1],
+                                          epsilon=ADAM_EPS)
+        start = 0
+        if args.resume:
+            folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape, args.latent_dim))
+            load_checkpoint(folder, model, optimizer)
+            feed.load_state_dict(meta["feed"])
+            eps_rng.bit_generator.state = meta["eps_rng"]
+            start = meta["iteration"]
+            if start >= args.iters:
+                print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
+                return
+        run.prepare_training(args, resume=bool(args.resume))
+        train_step = make_train_step(model, optimizer)
+        fixed_z = latent.gaussian(SAMPLE_COUNT, args.latent_dim, args.seed, latent.SAMPLES)  # the same z each time
+        with runs.Progress(run, start, args.iters, FIELDS, args.log_every, resume=bool(args.resume)) as progress:
+            for iteration in progress:
+                real_images = flatten(feed.next())
+                # eps ~ N(0, I) from the checkpointed NumPy generator (latent.eps_generator):
+                # the same eps in every framework, and a resumed run draws what an
+                # uninterrupted one would
+                eps = eps_rng.standard_normal((len(real_images), args.latent_dim)).astype(np.float32)
+                losses = train_step(real_images, eps)
+                progress.log(iteration, losses)
+                if progress.due(iteration, args.sample_every):
+                    pictures.save_grid(decode(model, fixed_z, image_shape), run.sample_path(iteration),
+                                       nrow=8, value_range=VALUE_RANGE, scale=2, title=f"iteration {iteration}")
+                if progress.due(iteration, args.checkpoint_every):
+                    save_checkpoint(run, iteration, model, optimizer, feed, eps_rng, image_shape, args.latent_dim,
+                                    args.dataset)
+                    pictures.plot_curves(run.metrics_path, run.root / "curves.png", FIELDS, logy=True,
+                                         title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----
 def test(args):
+    device = pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "test")
     image_shape = data.images.shape[1:]
     folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape, args.latent_dim))
-    model = VAE(image_shape, args.latent_dim)
-    load_checkpoint(folder, model)
-    # one z per test image, eps from NumPy: the same in every framework
-    eps = latent.gaussian(len(data.images), args.latent_dim, args.seed, latent.TEST_EPS)
-    terms = evaluate(model, data.images, eps)
-    mu, _ = encode(model, data.images)
-    reconstructions = decode(model, mu, image_shape)   # decoded from the means
-    z = latent.gaussian(TEST_SAMPLE_COUNT, args.latent_dim, args.seed, latent.TEST_SAMPLES)
-    samples = decode(model, z, image_shape)
+    with keras.device(device):
+        model = VAE(image_shape, args.latent_dim)
+        load_checkpoint(folder, model)
+        # one z per test image, eps from NumPy: the same in every framework
+        eps = latent.gaussian(len(data.images), args.latent_dim, args.seed, latent.TEST_EPS)
+        terms = evaluate(model, data.images, eps)
+        mu, _ = encode(model, data.images)
+        reconstructions = decode(model, mu, image_shape)   # decoded from the means
+        z = latent.gaussian(TEST_SAMPLE_COUNT, args.latent_dim, args.seed, latent.TEST_SAMPLES)
+        samples = decode(model, z, image_shape)
     return recon.report_vae_test(run, data, reconstructions, samples, terms, args.latent_dim, VALUE_RANGE)
 
 
 # ---- Main ----
 def main(argv=None):
     args = parse_args(argv)
-    with keras.device(pick_device(args.device)):  # every variable and op of the run goes there
-        if args.train:
-            train(args)
-        if args.test:
-            return test(args)
+    if args.train:
+        train(args)
+    if args.test:
+        return test(args)
     return None
 
 

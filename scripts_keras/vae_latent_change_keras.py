@@ -78,29 +78,30 @@ def load_data(args, split):
 
 # ---- Test ----
 def test(args):
+    device = vae.pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     vae_run, folder = latent.find_vae_checkpoint(args, QUESTION, FRAMEWORK)
     data = load_data(args, "test")
     image_shape = data.images.shape[1:]
     folder, _ = vae_run.load_checkpoint_meta(folder, vae.model_info(image_shape, LATENT_DIM))
-    model = vae.VAE(image_shape, LATENT_DIM)
-    vae.load_checkpoint(folder, model)
-    # (a) the straight line from (-2, -2) to (2, 2)
-    z_line = latent.line(steps=args.steps)
-    line_path = latent.save_line(run, vae.decode(model, z_line, image_shape), z_line, vae.VALUE_RANGE)
-    # (b) the grid: rows z2 (top: +R), columns z1 (left: -R)
-    z_grid, row_values, col_values = latent.grid(args.grid_size, args.grid_range)
-    images = vae.decode(model, z_grid, image_shape)
-    images = images.reshape((len(row_values), len(col_values), *image_shape))
-    grid_path = latent.save_grid(run, images, row_values, col_values, vae.VALUE_RANGE)
+    with keras.device(device):   # every variable and op goes there
+        model = vae.VAE(image_shape, LATENT_DIM)
+        vae.load_checkpoint(folder, model)
+        # (a) the straight line from (-2, -2) to (2, 2)
+        z_line = latent.line(steps=args.steps)
+        line_path = latent.save_line(run, vae.decode(model, z_line, image_shape), z_line, vae.VALUE_RANGE)
+        # (b) the grid: rows z2 (top: +R), columns z1 (left: -R)
+        z_grid, row_values, col_values = latent.grid(args.grid_size, args.grid_range)
+        images = vae.decode(model, z_grid, image_shape)
+        images = images.reshape((len(row_values), len(col_values), *image_shape))
+        grid_path = latent.save_grid(run, images, row_values, col_values, vae.VALUE_RANGE)
     return latent.report_change(run, line_path, grid_path, z_line, row_values, col_values)
 
 
 # ---- Main ----
 def main(argv=None):
     args = parse_args(argv)   # --train and --resume are refused: this script only tests
-    with keras.device(vae.pick_device(args.device)):  # every variable and op goes there
-        return test(args)
+    return test(args)
 
 
 if __name__ == "__main__":

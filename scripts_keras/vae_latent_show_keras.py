@@ -70,22 +70,23 @@ def load_data(args, split):
 
 # ---- Test ----
 def test(args):
+    device = vae.pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     vae_run, folder = latent.find_vae_checkpoint(args, QUESTION, FRAMEWORK)
     data = load_data(args, "test")
     image_shape = data.images.shape[1:]
     folder, _ = vae_run.load_checkpoint_meta(folder, vae.model_info(image_shape, LATENT_DIM))
-    model = vae.VAE(image_shape, LATENT_DIM)
-    vae.load_checkpoint(folder, model)
-    mu, _ = vae.encode(model, data.images)
+    with keras.device(device):   # every variable and op goes there
+        model = vae.VAE(image_shape, LATENT_DIM)
+        vae.load_checkpoint(folder, model)
+        mu, _ = vae.encode(model, data.images)
     return latent.save_scatter(run, mu, data, args.dataset)
 
 
 # ---- Main ----
 def main(argv=None):
     args = parse_args(argv)   # --train and --resume are refused: this script only tests
-    with keras.device(vae.pick_device(args.device)):  # every variable and op goes there
-        return test(args)
+    return test(args)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8             # torch default, set explicitly (Keras' default is 1e-7)
 SAMPLE_COUNT = 64           # digits in each training sample picture (a fixed z batch)
 TEST_SAMPLE_COUNT = 100     # digits in test/samples.png
+FIELDS = ["loss", "bce", "kl"]   # the metrics.csv columns and the curves: the negative ELBO and its terms
 
 
 def add_flags(group):
@@ -69,7 +70,7 @@ def load_data(args, split):
 
 def flatten(images):
     """NHWC -> (N, H*W*C).  The MLP sees the pixel vector in the common
-    NHWC order, so its weights match the Keras/TF/Chainer versions 1:1."""
+    NHWC order, so its weights match those of the other versions 1:1."""
     return images.reshape(len(images), -1)
 
 
@@ -165,15 +166,19 @@ def vae_loss(logits, x, mu, logvar):
 
 
 # ---- Train step ----
-def make_train_step(model, optimizer):
+def make_train_step(model, optimizer, device):
     def train_step(real_images, eps):
+        """One Adam step on the negative ELBO of a batch: real_images
+        (N, H*W*C) and eps (N, Z), both NumPy."""
+        real_images, eps = torch.from_numpy(real_images).to(device), torch.from_numpy(eps).to(device)
         model.train()
         optimizer.zero_grad(set_to_none=True)
         logits, mu, logvar = model(real_images, eps)
         loss, bce, kl = vae_loss(logits, real_images, mu, logvar)
         loss.backward()
         optimizer.step()
-        loss, bce, kl = torch.stack([loss, bce, kl]).tolist()   # one device -> host copy
+        terms = torch.stack([loss, bce, kl]).detach().cpu().numpy()   # one device -> host copy
+        loss, bce, kl = terms.tolist()
         return {"loss": loss, "bce": bce, "kl": kl}
     return train_step
 
@@ -206,17 +211,19 @@ def evaluate(model, images, eps, device, batch_size=1000):
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(flatten(images[i:i + batch_size])).to(device)
         logits, mu, logvar = model(x, torch.from_numpy(eps[i:i + batch_size]).to(device))
-        sums += np.array(torch.stack(vae_loss(logits, x, mu, logvar)).tolist(), np.float64) * len(x)
+        terms = torch.stack(vae_loss(logits, x, mu, logvar)).cpu().numpy()
+        sums += terms.astype(np.float64) * len(x)
     loss, bce, kl = sums / len(images)
     return {"loss": loss, "bce": bce, "kl": kl}
 
 
-def save_checkpoint(run, iteration, model, optimizer, feed, image_shape, latent_dim, dataset):
+def save_checkpoint(run, iteration, model, optimizer, feed, eps_rng, image_shape, latent_dim, dataset):
     def write_files(folder):
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),   # Adam's m, v and step
                     "torch_rng": torch.get_rng_state()}, folder / "model.pt")
     run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape, latent_dim),
-                                                 "feed": feed.state_dict(), "dataset": dataset})
+                                                 "feed": feed.state_dict(), "dataset": dataset,
+                                                 "eps_rng": eps_rng.bit_generator.state})
 
 
 def load_checkpoint(folder, model, optimizer=None):
@@ -236,7 +243,8 @@ def train(args):
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
-    torch.manual_seed(args.seed)   # weights and the eps of every training step
+    torch.manual_seed(args.seed)   # the initial weights
+    eps_rng = latent.eps_generator(args.seed)   # the eps of every training step, checkpointed
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))   # none for the digit sets
     model = VAE(image_shape, args.latent_dim).to(device)
@@ -246,32 +254,31 @@ def train(args):
         folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape, args.latent_dim))
         load_checkpoint(folder, model, optimizer)
         feed.load_state_dict(meta["feed"])
+        eps_rng.bit_generator.state = meta["eps_rng"]
         start = meta["iteration"]
         if start >= args.iters:
             print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
             return
     run.prepare_training(args, resume=bool(args.resume))
-    train_step = make_train_step(model, optimizer)
-    fixed_z = latent.gaussian(SAMPLE_COUNT, args.latent_dim, args.seed, latent.SAMPLES)  # the same z in every picture
-
-    def step(iteration):
-        real_images = torch.from_numpy(flatten(feed.next())).to(device)
-        # eps from torch's (CPU) generator, seeded above and checkpointed: a
-        # resumed run draws the same eps as an uninterrupted one, on CPU or GPU
-        eps = torch.randn(len(real_images), args.latent_dim).to(device)
-        return train_step(real_images, eps)
-
-    def on_sample(iteration):
-        pictures.save_grid(decode(model, fixed_z, image_shape, device), run.sample_path(iteration),
-                           nrow=8, value_range=VALUE_RANGE, scale=2, title=f"iteration {iteration}")
-
-    runs.train_loop(run, start=start, iters=args.iters, step=step, fields=["loss", "bce", "kl"],
-                    on_sample=on_sample,
-                    on_checkpoint=lambda it: save_checkpoint(run, it, model, optimizer, feed, image_shape,
-                                                             args.latent_dim, args.dataset),
-                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                    log_every=args.log_every, resume_at=start if args.resume else None,
-                    curves=["loss", "bce", "kl"])
+    train_step = make_train_step(model, optimizer, device)
+    fixed_z = latent.gaussian(SAMPLE_COUNT, args.latent_dim, args.seed, latent.SAMPLES)  # the same z each time
+    with runs.Progress(run, start, args.iters, FIELDS, args.log_every, resume=bool(args.resume)) as progress:
+        for iteration in progress:
+            real_images = flatten(feed.next())
+            # eps ~ N(0, I) from the checkpointed NumPy generator (latent.eps_generator):
+            # the same eps in every framework, and a resumed run draws what an
+            # uninterrupted one would
+            eps = eps_rng.standard_normal((len(real_images), args.latent_dim)).astype(np.float32)
+            losses = train_step(real_images, eps)
+            progress.log(iteration, losses)
+            if progress.due(iteration, args.sample_every):
+                pictures.save_grid(decode(model, fixed_z, image_shape, device), run.sample_path(iteration),
+                                   nrow=8, value_range=VALUE_RANGE, scale=2, title=f"iteration {iteration}")
+            if progress.due(iteration, args.checkpoint_every):
+                save_checkpoint(run, iteration, model, optimizer, feed, eps_rng, image_shape, args.latent_dim,
+                                args.dataset)
+                pictures.plot_curves(run.metrics_path, run.root / "curves.png", FIELDS, logy=True,
+                                     title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----

@@ -41,9 +41,11 @@ VALUE_RANGE = (0.0, 1.0)    # pixels in [0, 1]: the targets of the binary cross-
 HIDDEN = 256                # the hidden layer of the encoder and of the decoder
 LATENT_DIM = 2              # the question's latent size (--latent-dim)
 ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8             # tf.v1 default, set explicitly (Keras' default is 1e-7)
+ADAM_EPS = 1e-8             # tf.v1 default, set explicitly (Keras' default is 1e-7); TF adds
+                            # it before the bias correction, PyTorch after (a tiny difference)
 SAMPLE_COUNT = 64           # digits in each training sample picture (a fixed z batch)
 TEST_SAMPLE_COUNT = 100     # digits in test/samples.png
+FIELDS = ["loss", "bce", "kl"]   # the metrics.csv columns and the curves: the negative ELBO and its terms
 
 
 def add_flags(group):
@@ -76,7 +78,7 @@ def load_data(args, split):
 
 def flatten(images):
     """NHWC -> (N, H*W*C).  The MLP sees the pixel vector in the common
-    NHWC order, so its weights match the PyTorch/Keras/Chainer versions 1:1."""
+    NHWC order, so its weights match those of the other versions 1:1."""
     return images.reshape(len(images), -1)
 
 
@@ -130,7 +132,8 @@ def VAE(x, eps, latent_dim, reuse=False):
 def inference_graph(image_shape, latent_dim, reuse=False):
     """The placeholders and outputs that encode, decode and evaluate run:
     ``inputs`` (flattened images) and ``eps`` -> ``mu``, ``logvar`` and the
-    loss ``terms``; ``z`` -> ``decoded`` images in [0, 1] (N, H*W*C)."""
+    loss ``terms`` (negative ELBO, bce, kl stacked); ``z`` -> ``decoded``
+    images in [0, 1] (N, H*W*C)."""
     in_features = int(np.prod(image_shape))
     inputs = tf.placeholder(tf.float32, (None, in_features), name="inputs")
     eps = tf.placeholder(tf.float32, (None, latent_dim), name="eps")
@@ -138,7 +141,7 @@ def inference_graph(image_shape, latent_dim, reuse=False):
     logits, mu, logvar = VAE(inputs, eps, latent_dim, reuse=reuse)
     decoded = tf.sigmoid(Decoder(z, in_features, reuse=True))
     return SimpleNamespace(inputs=inputs, eps=eps, mu=mu, logvar=logvar,
-                           terms=vae_loss(logits, inputs, mu, logvar), z=z, decoded=decoded)
+                           terms=tf.stack(vae_loss(logits, inputs, mu, logvar)), z=z, decoded=decoded)
 
 
 def model_info(image_shape, latent_dim):
@@ -175,17 +178,23 @@ def vae_loss(logits, x, mu, logvar):
 
 
 # ---- Train step ----
-def make_train_step(real_images, eps, optimizer, latent_dim):
+def make_train_step(image_shape, latent_dim, optimizer):
     """Adds the model, the loss and the update op to the graph, once; the
     returned function runs one training iteration as one ``sess.run``."""
+    real_images = tf.placeholder(tf.float32, (None, int(np.prod(image_shape))), name="real_images")
+    eps = tf.placeholder(tf.float32, (None, latent_dim), name="train_eps")
     logits, mu, logvar = VAE(real_images, eps, latent_dim)
     loss, bce, kl = vae_loss(logits, real_images, mu, logvar)
     train_op = optimizer.minimize(loss)
+    terms = tf.stack([loss, bce, kl])
 
-    def train_step(sess, batch, eps_batch):
-        _, (loss_value, bce_value, kl_value) = sess.run([train_op, (loss, bce, kl)],
-                                                        feed_dict={real_images: batch, eps: eps_batch})
-        return {"loss": float(loss_value), "bce": float(bce_value), "kl": float(kl_value)}
+    def train_step(sess, real_images_batch, eps_batch):
+        """One Adam step on the negative ELBO of a batch: real_images
+        (N, H*W*C) and eps (N, Z), both NumPy."""
+        feed_dict = {real_images: real_images_batch, eps: eps_batch}
+        _, terms_value = sess.run([train_op, terms], feed_dict)   # the step and the terms in one run
+        loss, bce, kl = terms_value.tolist()
+        return {"loss": loss, "bce": bce, "kl": kl}
     return train_step
 
 
@@ -211,10 +220,9 @@ def evaluate(sess, model, images, eps, batch_size=1000):
     for i in range(0, len(images), batch_size):
         x = flatten(images[i:i + batch_size])
         terms = sess.run(model.terms, feed_dict={model.inputs: x, model.eps: eps[i:i + batch_size]})
-        sums += np.array(terms, np.float64) * len(x)
+        sums += terms.astype(np.float64) * len(x)
     loss, bce, kl = sums / len(images)
     return {"loss": loss, "bce": bce, "kl": kl}
-
 
 
 def save_checkpoint(run, iteration, sess, saver, feed, eps_rng, image_shape, latent_dim, dataset):
@@ -238,16 +246,13 @@ def train(args):
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
+    eps_rng = latent.eps_generator(args.seed)   # the eps of every training step, checkpointed
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))   # none for the digit sets
-    eps_rng = latent.eps_generator(args.seed)   # the eps of every training step, checkpointed
     with tf.Graph().as_default() as graph, tf.device(device):
-        tf.set_random_seed(args.seed)    # the initial weights
-        real_images = tf.placeholder(tf.float32, (None, int(np.prod(image_shape))), name="real_images")
-        eps = tf.placeholder(tf.float32, (None, args.latent_dim), name="train_eps")
-        optimizer = tf.train.AdamOptimizer(args.lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
-                                           epsilon=ADAM_EPS)
-        train_step = make_train_step(real_images, eps, optimizer, args.latent_dim)
+        tf.set_random_seed(args.seed)   # the initial weights
+        optimizer = tf.train.AdamOptimizer(args.lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], epsilon=ADAM_EPS)
+        train_step = make_train_step(image_shape, args.latent_dim, optimizer)
         model = inference_graph(image_shape, args.latent_dim, reuse=True)  # the same variables, for the samples
         # all global variables: the weights, Adam's moments and its beta powers,
         # so that --resume continues the same run
@@ -267,26 +272,24 @@ def train(args):
                 print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
                 return
         run.prepare_training(args, resume=bool(args.resume))
-        fixed_z = latent.gaussian(SAMPLE_COUNT, args.latent_dim, args.seed, latent.SAMPLES)  # the same z in every picture
-
-        def step(iteration):
-            real_images = flatten(feed.next())
-            # eps from the checkpointed NumPy generator (see latent.eps_generator): a
-            # resumed run draws the same eps as an uninterrupted one
-            eps = eps_rng.standard_normal((len(real_images), args.latent_dim)).astype(np.float32)
-            return train_step(sess, real_images, eps)
-
-        def on_sample(iteration):
-            pictures.save_grid(decode(sess, model, fixed_z, image_shape), run.sample_path(iteration),
-                               nrow=8, value_range=VALUE_RANGE, scale=2, title=f"iteration {iteration}")
-
-        runs.train_loop(run, start=start, iters=args.iters, step=step, fields=["loss", "bce", "kl"],
-                        on_sample=on_sample,
-                        on_checkpoint=lambda it: save_checkpoint(run, it, sess, saver, feed, eps_rng,
-                                                                 image_shape, args.latent_dim, args.dataset),
-                        sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                        log_every=args.log_every, resume_at=start if args.resume else None,
-                        curves=["loss", "bce", "kl"])
+        fixed_z = latent.gaussian(SAMPLE_COUNT, args.latent_dim, args.seed, latent.SAMPLES)  # the same z each time
+        with runs.Progress(run, start, args.iters, FIELDS, args.log_every, resume=bool(args.resume)) as progress:
+            for iteration in progress:
+                real_images = flatten(feed.next())
+                # eps ~ N(0, I) from the checkpointed NumPy generator (latent.eps_generator):
+                # the same eps in every framework, and a resumed run draws what an
+                # uninterrupted one would
+                eps = eps_rng.standard_normal((len(real_images), args.latent_dim)).astype(np.float32)
+                losses = train_step(sess, real_images, eps)
+                progress.log(iteration, losses)
+                if progress.due(iteration, args.sample_every):
+                    pictures.save_grid(decode(sess, model, fixed_z, image_shape), run.sample_path(iteration),
+                                       nrow=8, value_range=VALUE_RANGE, scale=2, title=f"iteration {iteration}")
+                if progress.due(iteration, args.checkpoint_every):
+                    save_checkpoint(run, iteration, sess, saver, feed, eps_rng, image_shape, args.latent_dim,
+                                    args.dataset)
+                    pictures.plot_curves(run.metrics_path, run.root / "curves.png", FIELDS, logy=True,
+                                         title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----
