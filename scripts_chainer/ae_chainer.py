@@ -66,7 +66,6 @@ def flatten(images):
 def init_weights():
     # Glorot-uniform weights, zero biases: the same explicit choice in all
     # four versions (each framework's default initialiser differs).
-    # Chainer's initialisers draw from NumPy's global generator (seeded in train()).
     return {"initialW": chainer.initializers.GlorotUniform(), "initial_bias": chainer.initializers.Zero()}
 
 
@@ -118,7 +117,7 @@ def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
 
 
 def load_checkpoint(folder, model, optimizer=None):
-    # runs.reading turns a broken file into one line naming it;
+    # runs.reading turns a broken file into one line naming it
     # runs.load_npz never unpickles (chainer.serializers.load_npz would, for an object array)
     with runs.reading(folder / "model.npz"):
         chainer.serializers.NpzDeserializer(runs.load_npz(folder / "model.npz")).load(model)
@@ -144,7 +143,7 @@ def make_train_step(model, optimizer):
         model.cleargrads()
         loss.backward()
         optimizer.update()
-        return float(loss.array)
+        return loss.item()
     return train_step
 
 
@@ -162,7 +161,7 @@ def train(args):
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
-    # before the model: Chainer initialises from NumPy's global generator
+    # before the model: Chainer's initialisers draw from NumPy's global generator
     cli.seed_everything(args.seed)
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))

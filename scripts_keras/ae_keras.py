@@ -58,10 +58,10 @@ def load_data(args, split):
     return recon.load_images(args, split, VALUE_RANGE)
 
 
-# The images go in as NHWC arrays, as `common` gives them: the model takes
-# and returns NHWC images, and its Flatten layer makes the pixel vector in
-# the NHWC order in which the other versions flatten here, so the Dense
-# weights match theirs 1:1.
+def flatten(images):
+    """NHWC -> (N, H*W*C).  The MLP sees the pixel vector in the common
+    NHWC order, so its weights match the other versions 1:1."""
+    return images.reshape(len(images), -1)
 
 
 # ---- Model ----
@@ -75,23 +75,22 @@ def init_weights():
 # other versions; each returns a Keras model.
 def Encoder():
     return keras.Sequential([
-        layers.Flatten(),                                                            # (N, H*W*C), NHWC order
-        layers.Dense(HIDDEN, activation=None, **init_weights()),                     # (N, 64)
+        layers.Dense(HIDDEN, activation=None, **init_weights()),  # (N, 64)
     ], name="encoder")
 
 
-def Decoder(image_shape):
+def Decoder(out_features):
     return keras.Sequential([
-        layers.Dense(int(np.prod(image_shape)), activation=None, **init_weights()),  # (N, H*W*C)
-        layers.Reshape(tuple(image_shape)),                                          # (N,H,W,C)
+        layers.Dense(out_features, activation=None, **init_weights()),  # (N, H*W*C)
         # no output activation: the target is the [-1, 1] image itself
     ], name="decoder")
 
 
 def AutoEncoder(image_shape):
+    in_features = int(np.prod(image_shape))
     encoder = Encoder()
-    decoder = Decoder(image_shape)
-    real_images = keras.Input(shape=tuple(image_shape))  # (N,H,W,C)
+    decoder = Decoder(in_features)
+    real_images = keras.Input(shape=(in_features,))  # (N, H*W*C)
     return keras.Model(real_images, decoder(encoder(real_images)), name="autoencoder")
 
 
@@ -112,7 +111,7 @@ def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
 
 
 def load_checkpoint(folder, model, optimizer=None):
-    # runs.reading turns a broken file into one line naming it;
+    # runs.reading turns a broken file into one line naming it
     # runs.load_npz never unpickles
     with runs.reading(folder / "model.weights.h5"):
         model.load_weights(folder / "model.weights.h5")
@@ -154,7 +153,7 @@ def reconstruct(model, images):
     """NHWC in, NHWC out, in inference mode."""
     def forward(batch):
         # plain eager calls: a handful per run, not worth tracing a graph for
-        return model(batch, training=False).numpy()
+        return model(flatten(batch), training=False).numpy().reshape(batch.shape)
     return recon.in_batches(forward, images)
 
 
@@ -186,7 +185,7 @@ def train(args):
         fixed_images = data.images[:8]  # the same 8 training photos in every sample picture
         with runs.Progress(run, start, args.iters, ["loss"], args.log_every, resume=bool(args.resume)) as progress:
             for iteration in progress:
-                real_images = feed.next()
+                real_images = flatten(feed.next())
                 loss = train_step(real_images)
                 progress.log(iteration, {"loss": loss})
                 if progress.due(iteration, args.sample_every):

@@ -118,7 +118,7 @@ def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
 
 
 def load_checkpoint(folder, model, optimizer=None):
-    # runs.reading turns a broken file into one line naming it;
+    # runs.reading turns a broken file into one line naming it
     # runs.load_npz never unpickles
     with runs.reading(folder / "model.weights.h5"):
         model.load_weights(folder / "model.weights.h5")

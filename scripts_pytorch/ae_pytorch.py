@@ -109,7 +109,7 @@ def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
 
 
 def load_checkpoint(folder, model, optimizer=None):
-    # runs.reading turns a broken file into one line naming it;
+    # runs.reading turns a broken file into one line naming it
     # weights_only=True: tensors and plain containers only, no pickled code
     with runs.reading(folder / "model.pt"):
         state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)

@@ -53,8 +53,7 @@ def load_data(args, split):
 
 def to_nchw(images):
     """NHWC (common) -> NCHW (the framework's layout)."""
-    # a tensor view: the memory stays NHWC, which PyTorch calls channels_last,
-    # its fast layout for convolutions and pooling (train() moves the model to it)
+    # a view, the memory stays NHWC: PyTorch's channels_last, its fast layout for convolutions
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
 
 
@@ -122,7 +121,7 @@ def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
 
 
 def load_checkpoint(folder, model, optimizer=None):
-    # runs.reading turns a broken file into one line naming it;
+    # runs.reading turns a broken file into one line naming it
     # weights_only=True: tensors and plain containers only, no pickled code
     with runs.reading(folder / "model.pt"):
         state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)

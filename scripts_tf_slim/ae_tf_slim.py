@@ -66,8 +66,6 @@ def flatten(images):
 
 
 # ---- Model ----
-# TF1 style: the networks are functions that add layers to the current graph
-# (named like the classes of the other versions); variable scopes hold the weights.
 def init_weights():
     # Glorot-uniform weights, zero biases: the same explicit choice in all
     # four versions (each framework's default initialiser differs).
@@ -77,6 +75,9 @@ def init_weights():
                           biases_initializer=tf.zeros_initializer())
 
 
+# Encoder, Decoder and AutoEncoder are functions named like the classes of the
+# other versions; each adds its layers to the current graph (TF1 style), where
+# variable scopes hold the weights.
 def Encoder(inputs, reuse=False):
     with tf.variable_scope("encoder", reuse=reuse), init_weights():
         x = slim.fully_connected(inputs, HIDDEN, activation_fn=None, scope="fc")  # (N, 64)

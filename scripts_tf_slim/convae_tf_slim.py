@@ -62,8 +62,6 @@ def load_data(args, split):
 
 
 # ---- Model ----
-# TF1 style: the networks are functions that add layers to the current graph
-# (named like the classes of the other versions); variable scopes hold the weights.
 def init_weights():
     # Glorot-uniform weights, zero biases: the same explicit choice in all
     # four versions (each framework's default initialiser differs).
@@ -73,6 +71,9 @@ def init_weights():
                           biases_initializer=tf.zeros_initializer())
 
 
+# Encoder, Decoder and ConvAE are functions named like the classes of the
+# other versions; each adds its layers to the current graph (TF1 style), where
+# variable scopes hold the weights.
 def Encoder(images, reuse=False):
     with tf.variable_scope("encoder", reuse=reuse), init_weights():
         x = slim.conv2d(images, CHANNELS[0], [3, 3], stride=1, padding="SAME",
