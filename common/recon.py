@@ -66,12 +66,6 @@ def save_samples(run, iteration, images, outputs, value_range):
                         titles=[f"iteration {iteration}"] + [""] * (len(images) - 1))
 
 
-def plot_loss(run):
-    """``curves.png``: the loss column of the run's metrics.csv, log scale."""
-    pictures.plot_curves(run.metrics_path, run.root / "curves.png", ["loss"], logy=True,
-                         title=f"{run.question} ({run.framework})")
-
-
 # ---------------------------------------------------------------------------
 # VAE
 # ---------------------------------------------------------------------------

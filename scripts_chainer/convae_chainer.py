@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import numpy as np  # noqa: E402
 
-from common import augment, batching, cli, compat, numpy_rng, recon, runs  # noqa: E402
+from common import augment, batching, cli, compat, numpy_rng, pictures, recon, runs  # noqa: E402
 
 chainer = compat.import_chainer()  # Chainer 7.8.1 needs a shim to import on this stack
 import chainer.functions as F  # noqa: E402
@@ -202,7 +202,8 @@ def train(args):
                 recon.save_samples(run, iteration, fixed_images, outputs, VALUE_RANGE)
             if progress.due(iteration, args.checkpoint_every):
                 save_checkpoint(run, iteration, model, optimizer, feed, image_shape)
-                recon.plot_loss(run)
+                pictures.plot_curves(run.metrics_path, run.root / "curves.png", ["loss"], logy=True,
+                                     title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from common import augment, batching, cli, recon, runs  # noqa: E402
+from common import augment, batching, cli, pictures, recon, runs  # noqa: E402
 
 QUESTION = "convae"
 FRAMEWORK = "pytorch"
@@ -194,7 +194,8 @@ def train(args):
                 recon.save_samples(run, iteration, fixed_images, outputs, VALUE_RANGE)
             if progress.due(iteration, args.checkpoint_every):
                 save_checkpoint(run, iteration, model, optimizer, feed, image_shape)
-                recon.plot_loss(run)
+                pictures.plot_curves(run.metrics_path, run.root / "curves.png", ["loss"], logy=True,
+                                     title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----

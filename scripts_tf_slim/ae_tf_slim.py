@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import numpy as np  # noqa: E402
 
-from common import augment, batching, cli, compat, recon, runs  # noqa: E402
+from common import augment, batching, cli, compat, pictures, recon, runs  # noqa: E402
 
 tf, slim = compat.import_tf_slim()  # tf is tensorflow.compat.v1 (graphs and sessions)
 
@@ -196,7 +196,8 @@ def train(args):
                     recon.save_samples(run, iteration, fixed_images, outputs, VALUE_RANGE)
                 if progress.due(iteration, args.checkpoint_every):
                     save_checkpoint(run, iteration, sess, saver, feed, image_shape)
-                    recon.plot_loss(run)
+                    pictures.plot_curves(run.metrics_path, run.root / "curves.png", ["loss"], logy=True,
+                                         title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----
