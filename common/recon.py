@@ -53,6 +53,19 @@ def report_reconstructions(run, data, outputs, value_range, show=16):
     return mse
 
 
+def in_batches(function, images, batch_size=256):
+    """``function`` (a NumPy batch of images -> a NumPy batch of outputs)
+    applied to ``images`` ``batch_size`` at a time, the outputs concatenated."""
+    return np.concatenate([function(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+
+
+def save_samples(run, iteration, images, outputs, value_range):
+    """The sample picture of ``iteration``: each of the fixed training
+    ``images`` next to its reconstruction."""
+    pictures.save_pairs(images, outputs, run.sample_path(iteration), value_range=value_range,
+                        titles=[f"iteration {iteration}"] + [""] * (len(images) - 1))
+
+
 # ---------------------------------------------------------------------------
 # VAE
 # ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import numpy as np  # noqa: E402
 
-from common import augment, batching, cli, compat, pictures, recon, runs  # noqa: E402
+from common import augment, batching, cli, compat, numpy_rng, pictures, recon, runs  # noqa: E402
 
 chainer = compat.import_chainer()  # Chainer 7.8.1 needs a shim to import on this stack
 import chainer.functions as F  # noqa: E402
@@ -28,11 +28,17 @@ import chainer.links as L  # noqa: E402
 QUESTION = "convae"
 FRAMEWORK = "chainer"
 
+
+def pick_device(choice):
+    gpu = cli.resolve_device(choice, chainer.backends.cuda.available) == "gpu"
+    return chainer.get_device("@cupy:0" if gpu else "@numpy")
+
+
 # ---- Config ----
 VALUE_RANGE = (-1.0, 1.0)   # images are scaled to [-1, 1]
 CHANNELS = (32, 16)         # encoder widths; the decoder mirrors them
 ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8             # Chainer default, set explicitly (Keras' default is 1e-7)
+ADAM_EPS = 1e-8             # set explicitly: the frameworks' defaults differ (1e-8, or 1e-7 in one)
 
 
 def parse_args(argv=None):
@@ -42,11 +48,6 @@ def parse_args(argv=None):
     return cli.parse_args(parser, argv)
 
 
-def pick_device(choice):
-    gpu = cli.resolve_device(choice, chainer.backends.cuda.available) == "gpu"
-    return chainer.get_device("@cupy:0" if gpu else "@numpy")
-
-
 # ---- Data ----
 def load_data(args, split):
     """Images as float32 NHWC in [-1, 1] (common loader, same in every framework)."""
@@ -54,31 +55,28 @@ def load_data(args, split):
 
 
 def to_nchw(images):
-    """NHWC (common) -> NCHW (Chainer)."""
+    """NHWC (common) -> NCHW (the framework's layout)."""
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
 
 
-def to_nhwc(images):
-    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+def to_nhwc(outputs):
+    """NCHW (the framework's layout) -> NHWC NumPy array."""
+    return np.ascontiguousarray(outputs.transpose(0, 2, 3, 1))
 
 
 # ---- Model ----
 def init_weights():
     # Glorot-uniform weights, zero biases: the same explicit choice in all
-    # four versions (each framework's default initialiser differs).  Chainer's
-    # initialisers draw from NumPy's global generator (seeded in train()).
-    return {"initialW": chainer.initializers.GlorotUniform(),
-            "initial_bias": chainer.initializers.Zero()}
+    # four versions (each framework's default initialiser differs).
+    return {"initialW": chainer.initializers.GlorotUniform(), "initial_bias": chainer.initializers.Zero()}
 
 
 class Encoder(chainer.Chain):
     def __init__(self, in_channels):
         super().__init__()
         with self.init_scope():
-            self.conv1 = L.Convolution2D(in_channels, CHANNELS[0], ksize=3, stride=1, pad=1,
-                                         **init_weights())
-            self.conv2 = L.Convolution2D(CHANNELS[0], CHANNELS[1], ksize=3, stride=1, pad=1,
-                                         **init_weights())
+            self.conv1 = L.Convolution2D(in_channels, CHANNELS[0], ksize=3, stride=1, pad=1, **init_weights())
+            self.conv2 = L.Convolution2D(CHANNELS[0], CHANNELS[1], ksize=3, stride=1, pad=1, **init_weights())
 
     def forward(self, x):
         # cover_all=False pools like PyTorch and TF; Chainer's default (True)
@@ -93,10 +91,8 @@ class Decoder(chainer.Chain):
     def __init__(self, out_channels):
         super().__init__()
         with self.init_scope():
-            self.deconv1 = L.Deconvolution2D(CHANNELS[1], CHANNELS[0], ksize=2, stride=2, pad=0,
-                                             **init_weights())
-            self.deconv2 = L.Deconvolution2D(CHANNELS[0], out_channels, ksize=2, stride=2, pad=0,
-                                             **init_weights())
+            self.deconv1 = L.Deconvolution2D(CHANNELS[1], CHANNELS[0], ksize=2, stride=2, pad=0, **init_weights())
+            self.deconv2 = L.Deconvolution2D(CHANNELS[0], out_channels, ksize=2, stride=2, pad=0, **init_weights())
 
     def forward(self, h):
         h = F.relu(self.deconv1(h))  # (N,32,H/2,W/2)
@@ -123,6 +119,26 @@ def model_info(image_shape):
     return {"image_shape": list(image_shape), "channels": list(CHANNELS)}
 
 
+def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
+    def write_files(folder):
+        # the weights, Adam's state (m, v and step t) and NumPy's generator, which Chainer draws from
+        chainer.serializers.save_npz(str(folder / "model.npz"), model)
+        chainer.serializers.save_npz(str(folder / "optimizer.npz"), optimizer)
+        numpy_rng.save(folder / "numpy_rng.npz")
+    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape), "feed": feed.state_dict()})
+
+
+def load_checkpoint(folder, model, optimizer=None):
+    # runs.reading turns a broken file into one line naming it
+    # runs.load_npz never unpickles (chainer.serializers.load_npz would, for an object array)
+    with runs.reading(folder / "model.npz"):
+        chainer.serializers.NpzDeserializer(runs.load_npz(folder / "model.npz")).load(model)
+    if optimizer is not None:
+        with runs.reading(folder / "optimizer.npz"):
+            chainer.serializers.NpzDeserializer(runs.load_npz(folder / "optimizer.npz")).load(optimizer)
+        numpy_rng.load(folder / "numpy_rng.npz")
+
+
 # ---- Losses ----
 def reconstruction_loss(outputs, targets):
     """Mean squared error over pixels, channels and the batch."""
@@ -130,6 +146,8 @@ def reconstruction_loss(outputs, targets):
 
 
 # ---- Train step ----
+# One iteration: reconstruct a minibatch, take the mean squared error to the
+# minibatch itself, backpropagate it, one Adam update; the loss comes back as a float.
 def make_train_step(model, optimizer):
     def train_step(real_images):
         with chainer.using_config("train", True):
@@ -137,40 +155,16 @@ def make_train_step(model, optimizer):
         model.cleargrads()
         loss.backward()
         optimizer.update()
-        return float(loss.array)
+        return loss.item()
     return train_step
 
 
-def reconstruct(model, images, device, batch_size=256):
+def reconstruct(model, images, device):
     """NHWC in, NHWC out, in inference mode."""
+    def forward(batch):
+        return to_nhwc(chainer.backends.cuda.to_cpu(model(device.send(to_nchw(batch))).array))
     with chainer.using_config("train", False), chainer.no_backprop_mode():
-        outputs = [chainer.backends.cuda.to_cpu(model(device.send(to_nchw(images[i:i + batch_size]))).array)
-                   for i in range(0, len(images), batch_size)]
-    return to_nhwc(np.concatenate(outputs))
-
-
-def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
-    def write_files(folder):
-        chainer.serializers.save_npz(str(folder / "model.npz"), model)
-        chainer.serializers.save_npz(str(folder / "optimizer.npz"), optimizer)  # Adam's m, v and step t
-        _, key, pos, has_gauss, gauss = np.random.get_state()  # the generator Chainer draws from
-        np.savez(folder / "numpy_rng.npz", key=key, pos=pos, has_gauss=has_gauss, gauss=gauss)
-    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape), "feed": feed.state_dict()})
-
-
-def load_checkpoint(folder, model, optimizer=None):
-    # runs.load_npz reads with allow_pickle=False (chainer.serializers.load_npz
-    # would unpickle an object array: a shared checkpoint must never run code);
-    # runs.reading turns a broken file into one line naming it.
-    with runs.reading(folder / "model.npz"):
-        chainer.serializers.NpzDeserializer(runs.load_npz(folder / "model.npz")).load(model)
-    if optimizer is not None:
-        with runs.reading(folder / "optimizer.npz"):
-            chainer.serializers.NpzDeserializer(runs.load_npz(folder / "optimizer.npz")).load(optimizer)
-        rng = runs.load_npz(folder / "numpy_rng.npz")
-        with runs.reading(folder / "numpy_rng.npz"):
-            np.random.set_state(("MT19937", rng["key"], int(rng["pos"]), int(rng["has_gauss"]),
-                                 float(rng["gauss"])))
+        return recon.in_batches(forward, images)
 
 
 # ---- Train ----
@@ -179,7 +173,8 @@ def train(args):
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
-    cli.seed_everything(args.seed)  # before the model: Chainer initialises from NumPy's global generator
+    # before the model: Chainer's initialisers draw from NumPy's global generator
+    cli.seed_everything(args.seed)
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))
     model = ConvAE(image_shape).to_device(device)
@@ -197,21 +192,18 @@ def train(args):
     run.prepare_training(args, resume=bool(args.resume))
     train_step = make_train_step(model, optimizer)
     fixed_images = data.images[:8]  # the same 8 training photos in every sample picture
-
-    def step(iteration):
-        real_images = device.send(to_nchw(feed.next()))
-        return {"loss": train_step(real_images)}
-
-    def on_sample(iteration):
-        pictures.save_pairs(fixed_images, reconstruct(model, fixed_images, device),
-                            run.sample_path(iteration), value_range=VALUE_RANGE,
-                            titles=[f"iteration {iteration}"] + [""] * (len(fixed_images) - 1))
-
-    runs.train_loop(run, start=start, iters=args.iters, step=step, fields=["loss"],
-                    on_sample=on_sample,
-                    on_checkpoint=lambda it: save_checkpoint(run, it, model, optimizer, feed, image_shape),
-                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                    log_every=args.log_every, resume_at=start if args.resume else None, curves=["loss"])
+    with runs.Progress(run, start, args.iters, ["loss"], args.log_every, resume=bool(args.resume)) as progress:
+        for iteration in progress:
+            real_images = device.send(to_nchw(feed.next()))
+            loss = train_step(real_images)
+            progress.log(iteration, {"loss": loss})
+            if progress.due(iteration, args.sample_every):
+                outputs = reconstruct(model, fixed_images, device)
+                recon.save_samples(run, iteration, fixed_images, outputs, VALUE_RANGE)
+            if progress.due(iteration, args.checkpoint_every):
+                save_checkpoint(run, iteration, model, optimizer, feed, image_shape)
+                pictures.plot_curves(run.metrics_path, run.root / "curves.png", ["loss"], logy=True,
+                                     title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----

@@ -30,14 +30,19 @@ from keras import layers  # noqa: E402
 QUESTION = "ae"
 FRAMEWORK = "keras"
 
+
+def pick_device(choice):
+    gpu_available = bool(tf.config.list_physical_devices("GPU"))
+    return "/gpu:0" if cli.resolve_device(choice, gpu_available) == "gpu" else "/cpu:0"
+
+
 # ---- Config ----
 VALUE_RANGE = (-1.0, 1.0)   # images are scaled to [-1, 1]
 HIDDEN = 64                 # the bottleneck width
 ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8             # as in torch, set explicitly (Keras' default is 1e-7); Keras adds it
-                            # before the bias correction, PyTorch after (a tiny difference)
-JIT_COMPILE = False         # XLA off: on CPU it made this step no faster (~0.014 s either way,
-                            # 2 cores) and costs ~1 s of compiling; Keras' own "auto" also skips it on CPU
+ADAM_EPS = 1e-8             # set explicitly: the frameworks' defaults differ (1e-8, or 1e-7 in one)
+                            # Keras adds it before Adam's bias correction, PyTorch after (a tiny difference)
+JIT_COMPILE = False         # XLA off for the train step, as Keras' own "auto" does on CPU
 
 
 def parse_args(argv=None):
@@ -47,55 +52,74 @@ def parse_args(argv=None):
     return cli.parse_args(parser, argv)
 
 
-def pick_device(choice):
-    gpu_available = bool(tf.config.list_physical_devices("GPU"))
-    return "/gpu:0" if cli.resolve_device(choice, gpu_available) == "gpu" else "/cpu:0"
-
-
 # ---- Data ----
 def load_data(args, split):
     """Images as float32 NHWC in [-1, 1] (common loader, same in every framework)."""
     return recon.load_images(args, split, VALUE_RANGE)
 
 
-# The images go in as NHWC arrays, as `common` gives them; the model's
-# Flatten layer makes the pixel vector in that NHWC order (the PyTorch and
-# TF-Slim versions flatten here, in the same order), so the Dense weights
-# match the other versions 1:1.
+def flatten(images):
+    """NHWC -> (N, H*W*C).  The MLP sees the pixel vector in the common
+    NHWC order, so its weights match the other versions 1:1."""
+    return images.reshape(len(images), -1)
 
 
 # ---- Model ----
-# Glorot-uniform weights, zero biases: the same explicit choice in all four
-# versions (each framework's default initialiser differs), written on every
-# layer.  Encoder, Decoder and AutoEncoder are functions named like the
-# PyTorch classes; each returns a Keras model.
+def init_weights():
+    # Glorot-uniform weights, zero biases: the same explicit choice in all
+    # four versions (each framework's default initialiser differs).
+    return {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
+
+
+# Encoder, Decoder and AutoEncoder are functions named like the classes of the
+# other versions; each returns a Keras model.
 def Encoder():
     return keras.Sequential([
-        layers.Flatten(),                                                            # (N, H*W*C), NHWC order
-        layers.Dense(HIDDEN, activation=None,
-                     kernel_initializer="glorot_uniform", bias_initializer="zeros"),  # (N, 64)
+        layers.Dense(HIDDEN, activation=None, **init_weights()),  # (N, 64)
     ], name="encoder")
 
 
-def Decoder(image_shape):
+def Decoder(out_features):
     return keras.Sequential([
-        layers.Dense(int(np.prod(image_shape)), activation=None,
-                     kernel_initializer="glorot_uniform", bias_initializer="zeros"),  # (N, H*W*C)
-        layers.Reshape(tuple(image_shape)),                                          # (N,H,W,C)
+        layers.Dense(out_features, activation=None, **init_weights()),  # (N, H*W*C)
         # no output activation: the target is the [-1, 1] image itself
     ], name="decoder")
 
 
 def AutoEncoder(image_shape):
+    in_features = int(np.prod(image_shape))
     encoder = Encoder()
-    decoder = Decoder(image_shape)
-    real_images = keras.Input(shape=tuple(image_shape))  # (N,H,W,C)
+    decoder = Decoder(in_features)
+    real_images = keras.Input(shape=(in_features,))  # (N, H*W*C)
     return keras.Model(real_images, decoder(encoder(real_images)), name="autoencoder")
 
 
 def model_info(image_shape):
     """What a checkpoint must match to be loaded into this model."""
     return {"image_shape": list(image_shape), "hidden": HIDDEN}
+
+
+def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
+    def write_files(folder):
+        # the weights and Adam's state (step count, learning rate, m and v); no
+        # random layers: the only random state, the data's, is in meta["feed"]
+        model.save_weights(folder / "model.weights.h5")
+        optimizer_state = {}
+        optimizer.save_own_variables(optimizer_state)
+        np.savez(folder / "optimizer.npz", **optimizer_state)
+    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape), "feed": feed.state_dict()})
+
+
+def load_checkpoint(folder, model, optimizer=None):
+    # runs.reading turns a broken file into one line naming it
+    # runs.load_npz never unpickles
+    with runs.reading(folder / "model.weights.h5"):
+        model.load_weights(folder / "model.weights.h5")
+    if optimizer is not None:
+        optimizer.build(model.trainable_variables)  # create Adam's m and v, then fill them
+        optimizer_state = runs.load_npz(folder / "optimizer.npz")
+        with runs.reading(folder / "optimizer.npz"):
+            optimizer.load_own_variables(optimizer_state)
 
 
 # ---- Losses ----
@@ -105,6 +129,8 @@ def reconstruction_loss(outputs, targets):
 
 
 # ---- Train step ----
+# One iteration: reconstruct a minibatch, take the mean squared error to the
+# minibatch itself, backpropagate it, one Adam update; the loss comes back as a float.
 def make_train_step(model, optimizer):
     optimizer.build(model.trainable_variables)  # Adam's m and v, made here rather than in the graph
 
@@ -123,94 +149,75 @@ def make_train_step(model, optimizer):
     return train_step
 
 
-def reconstruct(model, images, batch_size=256):
+def reconstruct(model, images):
     """NHWC in, NHWC out, in inference mode."""
-    # plain eager calls: a handful per run, not worth tracing a graph for
-    outputs = [model(images[i:i + batch_size], training=False).numpy()
-               for i in range(0, len(images), batch_size)]
-    return np.concatenate(outputs)
-
-
-def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
-    def write_files(folder):
-        model.save_weights(folder / "model.weights.h5")
-        optimizer_state = {}
-        optimizer.save_own_variables(optimizer_state)  # step count, learning rate, Adam's m and v
-        np.savez(folder / "optimizer.npz", **optimizer_state)
-        # (no random layers: the only RNG state, the data's, is in meta["feed"])
-    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape), "feed": feed.state_dict()})
-
-
-def load_checkpoint(folder, model, optimizer=None):
-    with runs.reading(folder / "model.weights.h5"):   # a broken file: one line naming it
-        model.load_weights(folder / "model.weights.h5")
-    if optimizer is not None:
-        optimizer.build(model.trainable_variables)  # create Adam's m and v, then fill them
-        optimizer_state = runs.load_npz(folder / "optimizer.npz")   # never unpickles
-        with runs.reading(folder / "optimizer.npz"):
-            optimizer.load_own_variables(optimizer_state)
+    def forward(batch):
+        # plain eager calls: a handful per run, not worth tracing a graph for
+        return model(flatten(batch), training=False).numpy().reshape(batch.shape)
+    return recon.in_batches(forward, images)
 
 
 # ---- Train ----
 def train(args):
+    device = pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
     keras.utils.set_random_seed(args.seed)
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))
-    model = AutoEncoder(image_shape)
-    optimizer = keras.optimizers.Adam(learning_rate=args.lr, beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1],
-                                      epsilon=ADAM_EPS)
-    start = 0
-    if args.resume:
-        folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape))
-        load_checkpoint(folder, model, optimizer)
-        feed.load_state_dict(meta["feed"])
-        start = meta["iteration"]
-        if start >= args.iters:
-            print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
-            return
-    run.prepare_training(args, resume=bool(args.resume))
-    train_step = make_train_step(model, optimizer)
-    fixed_images = data.images[:8]  # the same 8 training photos in every sample picture
-
-    def step(iteration):
-        real_images = feed.next()
-        return {"loss": train_step(real_images)}
-
-    def on_sample(iteration):
-        pictures.save_pairs(fixed_images, reconstruct(model, fixed_images),
-                            run.sample_path(iteration), value_range=VALUE_RANGE,
-                            titles=[f"iteration {iteration}"] + [""] * (len(fixed_images) - 1))
-
-    runs.train_loop(run, start=start, iters=args.iters, step=step, fields=["loss"],
-                    on_sample=on_sample,
-                    on_checkpoint=lambda it: save_checkpoint(run, it, model, optimizer, feed, image_shape),
-                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                    log_every=args.log_every, resume_at=start if args.resume else None, curves=["loss"])
+    # every variable and op of the run goes to the device
+    with keras.device(device):
+        model = AutoEncoder(image_shape)
+        optimizer = keras.optimizers.Adam(learning_rate=args.lr, beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1],
+                                          epsilon=ADAM_EPS)
+        start = 0
+        if args.resume:
+            folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape))
+            load_checkpoint(folder, model, optimizer)
+            feed.load_state_dict(meta["feed"])
+            start = meta["iteration"]
+            if start >= args.iters:
+                print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
+                return
+        run.prepare_training(args, resume=bool(args.resume))
+        train_step = make_train_step(model, optimizer)
+        fixed_images = data.images[:8]  # the same 8 training photos in every sample picture
+        with runs.Progress(run, start, args.iters, ["loss"], args.log_every, resume=bool(args.resume)) as progress:
+            for iteration in progress:
+                real_images = flatten(feed.next())
+                loss = train_step(real_images)
+                progress.log(iteration, {"loss": loss})
+                if progress.due(iteration, args.sample_every):
+                    outputs = reconstruct(model, fixed_images)
+                    recon.save_samples(run, iteration, fixed_images, outputs, VALUE_RANGE)
+                if progress.due(iteration, args.checkpoint_every):
+                    save_checkpoint(run, iteration, model, optimizer, feed, image_shape)
+                    pictures.plot_curves(run.metrics_path, run.root / "curves.png", ["loss"], logy=True,
+                                         title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----
 def test(args):
+    device = pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "test")
     image_shape = data.images.shape[1:]
     folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape))
-    model = AutoEncoder(image_shape)
-    load_checkpoint(folder, model)
-    outputs = reconstruct(model, data.images)
+    with keras.device(device):
+        model = AutoEncoder(image_shape)
+        load_checkpoint(folder, model)
+        outputs = reconstruct(model, data.images)
     return recon.report_reconstructions(run, data, outputs, VALUE_RANGE)
 
 
 # ---- Main ----
 def main(argv=None):
     args = parse_args(argv)
-    with keras.device(pick_device(args.device)):  # every variable and op of the run goes there
-        if args.train:
-            train(args)
-        if args.test:
-            return test(args)
+    if args.train:
+        train(args)
+    if args.test:
+        return test(args)
     return None
 
 

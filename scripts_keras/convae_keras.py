@@ -28,14 +28,19 @@ from keras import layers  # noqa: E402
 QUESTION = "convae"
 FRAMEWORK = "keras"
 
+
+def pick_device(choice):
+    gpu_available = bool(tf.config.list_physical_devices("GPU"))
+    return "/gpu:0" if cli.resolve_device(choice, gpu_available) == "gpu" else "/cpu:0"
+
+
 # ---- Config ----
 VALUE_RANGE = (-1.0, 1.0)   # images are scaled to [-1, 1]
 CHANNELS = (32, 16)         # encoder widths; the decoder mirrors them
 ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8             # as in torch, set explicitly (Keras' default is 1e-7); Keras adds it
-                            # before the bias correction, PyTorch after (a tiny difference)
-JIT_COMPILE = False         # XLA off: on CPU it made this step ~4x slower (0.32 vs 0.08 s, 2 cores)
-                            # and costs ~5 s of compiling; Keras' own "auto" also skips it on CPU
+ADAM_EPS = 1e-8             # set explicitly: the frameworks' defaults differ (1e-8, or 1e-7 in one)
+                            # Keras adds it before Adam's bias correction, PyTorch after (a tiny difference)
+JIT_COMPILE = False         # XLA off for the train step, as Keras' own "auto" does on CPU
 
 
 def parse_args(argv=None):
@@ -43,11 +48,6 @@ def parse_args(argv=None):
                               dataset="imori", iters=1000, batch_size=64, lr=1e-3,
                               sample_every=100, checkpoint_every=500)
     return cli.parse_args(parser, argv)
-
-
-def pick_device(choice):
-    gpu_available = bool(tf.config.list_physical_devices("GPU"))
-    return "/gpu:0" if cli.resolve_device(choice, gpu_available) == "gpu" else "/cpu:0"
 
 
 # ---- Data ----
@@ -61,28 +61,32 @@ def load_data(args, split):
 
 
 # ---- Model ----
-# Glorot-uniform weights, zero biases: the same explicit choice in all four
-# versions (each framework's default initialiser differs), written on every
-# layer.  Encoder, Decoder and ConvAE are functions named like the PyTorch
-# classes; each returns a Keras model.
+def init_weights():
+    # Glorot-uniform weights, zero biases: the same explicit choice in all
+    # four versions (each framework's default initialiser differs).
+    return {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
+
+
+# Encoder, Decoder and ConvAE are functions named like the classes of the
+# other versions; each returns a Keras model.
 def Encoder():
+    # padding="same" with a 3x3 kernel and stride 1 pads 1 on each side (PyTorch's padding=1)
     return keras.Sequential([
         layers.Conv2D(CHANNELS[0], kernel_size=3, strides=1, padding="same", activation="relu",
-                      kernel_initializer="glorot_uniform", bias_initializer="zeros"),  # (N,H,W,32)
-        layers.MaxPooling2D(pool_size=2, strides=2, padding="valid"),                   # (N,H/2,W/2,32)
+                      **init_weights()),                                # (N,H,W,32)
+        layers.MaxPooling2D(pool_size=2, strides=2, padding="valid"),  # (N,H/2,W/2,32)
         layers.Conv2D(CHANNELS[1], kernel_size=3, strides=1, padding="same", activation="relu",
-                      kernel_initializer="glorot_uniform", bias_initializer="zeros"),  # (N,H/2,W/2,16)
-        layers.MaxPooling2D(pool_size=2, strides=2, padding="valid"),                   # (N,H/4,W/4,16)
-        # padding="same" with a 3x3 kernel and stride 1 pads 1 on each side (PyTorch's padding=1)
+                      **init_weights()),                                # (N,H/2,W/2,16)
+        layers.MaxPooling2D(pool_size=2, strides=2, padding="valid"),  # (N,H/4,W/4,16)
     ], name="encoder")
 
 
 def Decoder(out_channels):
     return keras.Sequential([
         layers.Conv2DTranspose(CHANNELS[0], kernel_size=2, strides=2, padding="valid", activation="relu",
-                               kernel_initializer="glorot_uniform", bias_initializer="zeros"),  # (N,H/2,W/2,32)
+                               **init_weights()),                       # (N,H/2,W/2,32)
         layers.Conv2DTranspose(out_channels, kernel_size=2, strides=2, padding="valid", activation=None,
-                               kernel_initializer="glorot_uniform", bias_initializer="zeros"),  # (N,H,W,C)
+                               **init_weights()),                       # (N,H,W,C)
         # no output activation: the target is the [-1, 1] image itself
     ], name="decoder")
 
@@ -102,6 +106,29 @@ def model_info(image_shape):
     return {"image_shape": list(image_shape), "channels": list(CHANNELS)}
 
 
+def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
+    def write_files(folder):
+        # the weights and Adam's state (step count, learning rate, m and v); no
+        # random layers: the only random state, the data's, is in meta["feed"]
+        model.save_weights(folder / "model.weights.h5")
+        optimizer_state = {}
+        optimizer.save_own_variables(optimizer_state)
+        np.savez(folder / "optimizer.npz", **optimizer_state)
+    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape), "feed": feed.state_dict()})
+
+
+def load_checkpoint(folder, model, optimizer=None):
+    # runs.reading turns a broken file into one line naming it
+    # runs.load_npz never unpickles
+    with runs.reading(folder / "model.weights.h5"):
+        model.load_weights(folder / "model.weights.h5")
+    if optimizer is not None:
+        optimizer.build(model.trainable_variables)  # create Adam's m and v, then fill them
+        optimizer_state = runs.load_npz(folder / "optimizer.npz")
+        with runs.reading(folder / "optimizer.npz"):
+            optimizer.load_own_variables(optimizer_state)
+
+
 # ---- Losses ----
 def reconstruction_loss(outputs, targets):
     """Mean squared error over pixels, channels and the batch."""
@@ -109,6 +136,8 @@ def reconstruction_loss(outputs, targets):
 
 
 # ---- Train step ----
+# One iteration: reconstruct a minibatch, take the mean squared error to the
+# minibatch itself, backpropagate it, one Adam update; the loss comes back as a float.
 def make_train_step(model, optimizer):
     optimizer.build(model.trainable_variables)  # Adam's m and v, made here rather than in the graph
 
@@ -127,94 +156,75 @@ def make_train_step(model, optimizer):
     return train_step
 
 
-def reconstruct(model, images, batch_size=256):
+def reconstruct(model, images):
     """NHWC in, NHWC out, in inference mode."""
-    # plain eager calls: a handful per run, not worth tracing a graph for
-    outputs = [model(images[i:i + batch_size], training=False).numpy()
-               for i in range(0, len(images), batch_size)]
-    return np.concatenate(outputs)
-
-
-def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
-    def write_files(folder):
-        model.save_weights(folder / "model.weights.h5")
-        optimizer_state = {}
-        optimizer.save_own_variables(optimizer_state)  # step count, learning rate, Adam's m and v
-        np.savez(folder / "optimizer.npz", **optimizer_state)
-        # (no random layers: the only RNG state, the data's, is in meta["feed"])
-    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape), "feed": feed.state_dict()})
-
-
-def load_checkpoint(folder, model, optimizer=None):
-    with runs.reading(folder / "model.weights.h5"):   # a broken file: one line naming it
-        model.load_weights(folder / "model.weights.h5")
-    if optimizer is not None:
-        optimizer.build(model.trainable_variables)  # create Adam's m and v, then fill them
-        optimizer_state = runs.load_npz(folder / "optimizer.npz")   # never unpickles
-        with runs.reading(folder / "optimizer.npz"):
-            optimizer.load_own_variables(optimizer_state)
+    def forward(batch):
+        # plain eager calls: a handful per run, not worth tracing a graph for
+        return model(batch, training=False).numpy()
+    return recon.in_batches(forward, images)
 
 
 # ---- Train ----
 def train(args):
+    device = pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
     keras.utils.set_random_seed(args.seed)
     feed = batching.Feed(data.images, args.batch_size, args.seed,
                          augment.for_dataset(args.dataset, VALUE_RANGE))
-    model = ConvAE(image_shape)
-    optimizer = keras.optimizers.Adam(learning_rate=args.lr, beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1],
-                                      epsilon=ADAM_EPS)
-    start = 0
-    if args.resume:
-        folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape))
-        load_checkpoint(folder, model, optimizer)
-        feed.load_state_dict(meta["feed"])
-        start = meta["iteration"]
-        if start >= args.iters:
-            print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
-            return
-    run.prepare_training(args, resume=bool(args.resume))
-    train_step = make_train_step(model, optimizer)
-    fixed_images = data.images[:8]  # the same 8 training photos in every sample picture
-
-    def step(iteration):
-        real_images = feed.next()
-        return {"loss": train_step(real_images)}
-
-    def on_sample(iteration):
-        pictures.save_pairs(fixed_images, reconstruct(model, fixed_images),
-                            run.sample_path(iteration), value_range=VALUE_RANGE,
-                            titles=[f"iteration {iteration}"] + [""] * (len(fixed_images) - 1))
-
-    runs.train_loop(run, start=start, iters=args.iters, step=step, fields=["loss"],
-                    on_sample=on_sample,
-                    on_checkpoint=lambda it: save_checkpoint(run, it, model, optimizer, feed, image_shape),
-                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                    log_every=args.log_every, resume_at=start if args.resume else None, curves=["loss"])
+    # every variable and op of the run goes to the device
+    with keras.device(device):
+        model = ConvAE(image_shape)
+        optimizer = keras.optimizers.Adam(learning_rate=args.lr, beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1],
+                                          epsilon=ADAM_EPS)
+        start = 0
+        if args.resume:
+            folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape))
+            load_checkpoint(folder, model, optimizer)
+            feed.load_state_dict(meta["feed"])
+            start = meta["iteration"]
+            if start >= args.iters:
+                print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
+                return
+        run.prepare_training(args, resume=bool(args.resume))
+        train_step = make_train_step(model, optimizer)
+        fixed_images = data.images[:8]  # the same 8 training photos in every sample picture
+        with runs.Progress(run, start, args.iters, ["loss"], args.log_every, resume=bool(args.resume)) as progress:
+            for iteration in progress:
+                real_images = feed.next()
+                loss = train_step(real_images)
+                progress.log(iteration, {"loss": loss})
+                if progress.due(iteration, args.sample_every):
+                    outputs = reconstruct(model, fixed_images)
+                    recon.save_samples(run, iteration, fixed_images, outputs, VALUE_RANGE)
+                if progress.due(iteration, args.checkpoint_every):
+                    save_checkpoint(run, iteration, model, optimizer, feed, image_shape)
+                    pictures.plot_curves(run.metrics_path, run.root / "curves.png", ["loss"], logy=True,
+                                         title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----
 def test(args):
+    device = pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "test")
     image_shape = data.images.shape[1:]
     folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape))
-    model = ConvAE(image_shape)
-    load_checkpoint(folder, model)
-    outputs = reconstruct(model, data.images)
+    with keras.device(device):
+        model = ConvAE(image_shape)
+        load_checkpoint(folder, model)
+        outputs = reconstruct(model, data.images)
     return recon.report_reconstructions(run, data, outputs, VALUE_RANGE)
 
 
 # ---- Main ----
 def main(argv=None):
     args = parse_args(argv)
-    with keras.device(pick_device(args.device)):  # every variable and op of the run goes there
-        if args.train:
-            train(args)
-        if args.test:
-            return test(args)
+    if args.train:
+        train(args)
+    if args.test:
+        return test(args)
     return None
 
 

@@ -28,11 +28,16 @@ from common import augment, batching, cli, pictures, recon, runs  # noqa: E402
 QUESTION = "ae"
 FRAMEWORK = "pytorch"
 
+
+def pick_device(choice):
+    return torch.device("cuda" if cli.resolve_device(choice, torch.cuda.is_available()) == "gpu" else "cpu")
+
+
 # ---- Config ----
 VALUE_RANGE = (-1.0, 1.0)   # images are scaled to [-1, 1]
 HIDDEN = 64                 # the bottleneck width
 ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8             # torch default, set explicitly (Keras' default is 1e-7)
+ADAM_EPS = 1e-8             # set explicitly: the frameworks' defaults differ (1e-8, or 1e-7 in one)
 
 
 def parse_args(argv=None):
@@ -40,10 +45,6 @@ def parse_args(argv=None):
                               dataset="imori", iters=1000, batch_size=64, lr=1e-3,
                               sample_every=100, checkpoint_every=500)
     return cli.parse_args(parser, argv)
-
-
-def pick_device(choice):
-    return torch.device("cuda" if cli.resolve_device(choice, torch.cuda.is_available()) == "gpu" else "cpu")
 
 
 # ---- Data ----
@@ -54,7 +55,7 @@ def load_data(args, split):
 
 def flatten(images):
     """NHWC -> (N, H*W*C).  The MLP sees the pixel vector in the common
-    NHWC order, so its weights match the Keras/TF/Chainer versions 1:1."""
+    NHWC order, so its weights match the other versions 1:1."""
     return images.reshape(len(images), -1)
 
 
@@ -77,7 +78,8 @@ class Encoder(nn.Sequential):
 class Decoder(nn.Sequential):
     def __init__(self, out_features):
         super().__init__(
-            nn.Linear(HIDDEN, out_features),  # (N, H*W*C), no output activation
+            nn.Linear(HIDDEN, out_features),  # (N, H*W*C)
+            # no output activation: the target is the [-1, 1] image itself
         )
 
 
@@ -98,6 +100,25 @@ def model_info(image_shape):
     return {"image_shape": list(image_shape), "hidden": HIDDEN}
 
 
+def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
+    def write_files(folder):
+        # the weights, Adam's state and the generator of torch's random numbers
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "torch_rng": torch.get_rng_state()}, folder / "model.pt")
+    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape), "feed": feed.state_dict()})
+
+
+def load_checkpoint(folder, model, optimizer=None):
+    # runs.reading turns a broken file into one line naming it
+    # weights_only=True: tensors and plain containers only, no pickled code
+    with runs.reading(folder / "model.pt"):
+        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+
+
 # ---- Losses ----
 def reconstruction_loss(outputs, targets):
     """Mean squared error over pixels, channels and the batch."""
@@ -105,6 +126,8 @@ def reconstruction_loss(outputs, targets):
 
 
 # ---- Train step ----
+# One iteration: reconstruct a minibatch, take the mean squared error to the
+# minibatch itself, backpropagate it, one Adam update; the loss comes back as a float.
 def make_train_step(model, optimizer):
     def train_step(real_images):
         model.train()
@@ -116,31 +139,13 @@ def make_train_step(model, optimizer):
     return train_step
 
 
-@torch.no_grad()
-def reconstruct(model, images, device, batch_size=256):
+def reconstruct(model, images, device):
     """NHWC in, NHWC out, in inference mode."""
+    def forward(batch):
+        return model(torch.from_numpy(flatten(batch)).to(device)).cpu().numpy().reshape(batch.shape)
     model.eval()
-    outputs = [model(torch.from_numpy(flatten(images[i:i + batch_size])).to(device)).cpu().numpy()
-               for i in range(0, len(images), batch_size)]
-    return np.concatenate(outputs).reshape(images.shape)
-
-
-def save_checkpoint(run, iteration, model, optimizer, feed, image_shape):
-    def write_files(folder):
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "torch_rng": torch.get_rng_state()}, folder / "model.pt")
-    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape), "feed": feed.state_dict()})
-
-
-def load_checkpoint(folder, model, optimizer=None):
-    # weights_only=True: tensors and plain containers only, no pickled code;
-    # runs.reading turns a broken file into one line naming it.
-    with runs.reading(folder / "model.pt"):
-        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        if optimizer is not None:
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["torch_rng"])
+    with torch.no_grad():
+        return recon.in_batches(forward, images)
 
 
 # ---- Train ----
@@ -167,21 +172,18 @@ def train(args):
     run.prepare_training(args, resume=bool(args.resume))
     train_step = make_train_step(model, optimizer)
     fixed_images = data.images[:8]  # the same 8 training photos in every sample picture
-
-    def step(iteration):
-        real_images = torch.from_numpy(flatten(feed.next())).to(device)
-        return {"loss": train_step(real_images)}
-
-    def on_sample(iteration):
-        pictures.save_pairs(fixed_images, reconstruct(model, fixed_images, device),
-                            run.sample_path(iteration), value_range=VALUE_RANGE,
-                            titles=[f"iteration {iteration}"] + [""] * (len(fixed_images) - 1))
-
-    runs.train_loop(run, start=start, iters=args.iters, step=step, fields=["loss"],
-                    on_sample=on_sample,
-                    on_checkpoint=lambda it: save_checkpoint(run, it, model, optimizer, feed, image_shape),
-                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                    log_every=args.log_every, resume_at=start if args.resume else None, curves=["loss"])
+    with runs.Progress(run, start, args.iters, ["loss"], args.log_every, resume=bool(args.resume)) as progress:
+        for iteration in progress:
+            real_images = torch.from_numpy(flatten(feed.next())).to(device)
+            loss = train_step(real_images)
+            progress.log(iteration, {"loss": loss})
+            if progress.due(iteration, args.sample_every):
+                outputs = reconstruct(model, fixed_images, device)
+                recon.save_samples(run, iteration, fixed_images, outputs, VALUE_RANGE)
+            if progress.due(iteration, args.checkpoint_every):
+                save_checkpoint(run, iteration, model, optimizer, feed, image_shape)
+                pictures.plot_curves(run.metrics_path, run.root / "curves.png", ["loss"], logy=True,
+                                     title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----

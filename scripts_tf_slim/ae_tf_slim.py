@@ -6,8 +6,7 @@ activations: the original exercise's hourglass MLP, which learns the same
 subspace as PCA), trained to reproduce its input (pixels in [-1, 1], MSE
 loss, Adam lr 1e-3, batch 64, 1000 iterations, flips and rotations as
 augmentation).
-Framework: TF-Slim (TensorFlow 1-style graph and session through
-tf.compat.v1).
+Framework: TF-Slim (TensorFlow 1-style graph and session through tf.compat.v1).
 Paper: none (classic autoencoder; Hinton & Salakhutdinov, Science 2006).
 How to run:
     python scripts_tf_slim/ae_tf_slim.py             # train, then test
@@ -29,19 +28,6 @@ tf, slim = compat.import_tf_slim()  # tf is tensorflow.compat.v1 (graphs and ses
 QUESTION = "ae"
 FRAMEWORK = "tf_slim"
 
-# ---- Config ----
-VALUE_RANGE = (-1.0, 1.0)   # images are scaled to [-1, 1]
-HIDDEN = 64                 # the bottleneck width
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8             # tf.v1 default, set explicitly (Keras' default is 1e-7)
-
-
-def parse_args(argv=None):
-    parser = cli.build_parser(QUESTION, FRAMEWORK, "Autoencoder, an MLP hourglass (TF-Slim).",
-                              dataset="imori", iters=1000, batch_size=64, lr=1e-3,
-                              sample_every=100, checkpoint_every=500)
-    return cli.parse_args(parser, argv)
-
 
 def pick_device(choice):
     gpu_available = bool(tf.config.list_physical_devices("GPU"))
@@ -53,6 +39,20 @@ def make_session(graph):
     return tf.Session(graph=graph, config=tf.ConfigProto(allow_soft_placement=True))
 
 
+# ---- Config ----
+VALUE_RANGE = (-1.0, 1.0)   # images are scaled to [-1, 1]
+HIDDEN = 64                 # the bottleneck width
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8             # set explicitly: the frameworks' defaults differ (1e-8, or 1e-7 in one)
+
+
+def parse_args(argv=None):
+    parser = cli.build_parser(QUESTION, FRAMEWORK, "Autoencoder, an MLP hourglass (TF-Slim).",
+                              dataset="imori", iters=1000, batch_size=64, lr=1e-3,
+                              sample_every=100, checkpoint_every=500)
+    return cli.parse_args(parser, argv)
+
+
 # ---- Data ----
 def load_data(args, split):
     """Images as float32 NHWC in [-1, 1] (common loader, same in every framework)."""
@@ -61,21 +61,23 @@ def load_data(args, split):
 
 def flatten(images):
     """NHWC -> (N, H*W*C).  The MLP sees the pixel vector in the common
-    NHWC order, so its weights match the PyTorch/Keras/Chainer versions 1:1."""
+    NHWC order, so its weights match the other versions 1:1."""
     return images.reshape(len(images), -1)
 
 
 # ---- Model ----
-# TF1 style: the networks are functions that add layers to the current graph
-# (named like the classes of the other versions); variable scopes hold the weights.
 def init_weights():
     # Glorot-uniform weights, zero biases: the same explicit choice in all
     # four versions (each framework's default initialiser differs).
+    # Slim takes them per scope: an arg_scope, entered where the layers are made.
     return slim.arg_scope([slim.fully_connected],
                           weights_initializer=tf.glorot_uniform_initializer(),
                           biases_initializer=tf.zeros_initializer())
 
 
+# Encoder, Decoder and AutoEncoder are functions named like the classes of the
+# other versions; each adds its layers to the current graph (TF1 style), where
+# variable scopes hold the weights.
 def Encoder(inputs, reuse=False):
     with tf.variable_scope("encoder", reuse=reuse), init_weights():
         x = slim.fully_connected(inputs, HIDDEN, activation_fn=None, scope="fc")  # (N, 64)
@@ -107,6 +109,20 @@ def model_info(image_shape):
     return {"image_shape": list(image_shape), "hidden": HIDDEN}
 
 
+def save_checkpoint(run, iteration, sess, saver, feed, image_shape):
+    def write_files(folder):
+        # TF's own format (model.ckpt.index + .data): every variable the saver
+        # holds; no random state to keep, training draws no random numbers
+        saver.save(sess, str(folder / "model.ckpt"), write_meta_graph=False, write_state=False)
+    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape), "feed": feed.state_dict()})
+
+
+def load_checkpoint(folder, sess, saver):
+    # runs.reading turns a broken file into one line naming it
+    with runs.reading(folder / "model.ckpt"):
+        saver.restore(sess, str(folder / "model.ckpt"))
+
+
 # ---- Losses ----
 def reconstruction_loss(outputs, targets):
     """Mean squared error over pixels, channels and the batch."""
@@ -114,6 +130,8 @@ def reconstruction_loss(outputs, targets):
 
 
 # ---- Train step ----
+# One iteration: reconstruct a minibatch, take the mean squared error to the
+# minibatch itself, backpropagate it, one Adam update; the loss comes back as a float.
 def make_train_step(real_images, optimizer):
     """Adds the model, the loss and the update op to the graph, once; the
     returned function runs one training iteration as one ``sess.run``."""
@@ -126,24 +144,13 @@ def make_train_step(real_images, optimizer):
     return train_step
 
 
-def reconstruct(sess, model, images, batch_size=256):
+def reconstruct(sess, model, images):
     """NHWC in, NHWC out, through the inference graph ``model = (inputs, outputs)``."""
     inputs, outputs = model
-    return np.concatenate([sess.run(outputs, feed_dict={inputs: flatten(images[i:i + batch_size])})
-                           for i in range(0, len(images), batch_size)]).reshape(images.shape)
 
-
-def save_checkpoint(run, iteration, sess, saver, feed, image_shape):
-    def write_files(folder):
-        # TF's own format (model.ckpt.index + .data): every variable the saver
-        # holds; no random state to keep, training draws no random numbers
-        saver.save(sess, str(folder / "model.ckpt"), write_meta_graph=False, write_state=False)
-    run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape), "feed": feed.state_dict()})
-
-
-def load_checkpoint(folder, sess, saver):
-    with runs.reading(folder / "model.ckpt"):   # a broken file: one line naming it
-        saver.restore(sess, str(folder / "model.ckpt"))
+    def forward(batch):
+        return sess.run(outputs, {inputs: flatten(batch)}).reshape(batch.shape)
+    return recon.in_batches(forward, images)
 
 
 # ---- Train ----
@@ -179,20 +186,18 @@ def train(args):
                 return
         run.prepare_training(args, resume=bool(args.resume))
         fixed_images = data.images[:8]  # the same 8 training photos in every sample picture
-
-        def step(iteration):
-            return {"loss": train_step(sess, flatten(feed.next()))}
-
-        def on_sample(iteration):
-            pictures.save_pairs(fixed_images, reconstruct(sess, model, fixed_images),
-                                run.sample_path(iteration), value_range=VALUE_RANGE,
-                                titles=[f"iteration {iteration}"] + [""] * (len(fixed_images) - 1))
-
-        runs.train_loop(run, start=start, iters=args.iters, step=step, fields=["loss"],
-                        on_sample=on_sample,
-                        on_checkpoint=lambda it: save_checkpoint(run, it, sess, saver, feed, image_shape),
-                        sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                        log_every=args.log_every, resume_at=start if args.resume else None, curves=["loss"])
+        with runs.Progress(run, start, args.iters, ["loss"], args.log_every, resume=bool(args.resume)) as progress:
+            for iteration in progress:
+                batch = flatten(feed.next())
+                loss = train_step(sess, batch)
+                progress.log(iteration, {"loss": loss})
+                if progress.due(iteration, args.sample_every):
+                    outputs = reconstruct(sess, model, fixed_images)
+                    recon.save_samples(run, iteration, fixed_images, outputs, VALUE_RANGE)
+                if progress.due(iteration, args.checkpoint_every):
+                    save_checkpoint(run, iteration, sess, saver, feed, image_shape)
+                    pictures.plot_curves(run.metrics_path, run.root / "curves.png", ["loss"], logy=True,
+                                         title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----

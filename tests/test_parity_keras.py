@@ -12,9 +12,9 @@ Keras is NHWC and stores weights as TensorFlow does (tests/convert.py):
       ConvTranspose2d.weight  (I, O, kh, kw)   Conv2DTranspose.kernel  (kh, kw, O, I)
       .bias                   (O,)           .bias                   (O,)
 
-The AE's Keras Flatten layer reads NHWC images in the same order as the
-PyTorch script's ``flatten`` (a reshape of the NHWC array), so the Dense
-kernels need no row permutation.
+Both AE scripts flatten NHWC images the same way (``flatten``, a reshape
+of the NHWC array, in the Data section), so the Dense kernels need no row
+permutation.
 """
 import numpy as np
 import pytest
@@ -57,6 +57,11 @@ def torch_input(question, images):
     """What the PyTorch network takes: the flat NHWC vector (AE) or NCHW."""
     pt = load_script(question, "pytorch")
     return torch.from_numpy(pt.flatten(images)) if question == "ae" else pt.to_nchw(images)
+
+
+def keras_input(question, images):
+    """What the Keras network takes: the flat NHWC vector (AE) or NHWC."""
+    return load_script(question, "keras").flatten(images) if question == "ae" else images
 
 
 def torch_to_keras(module, name, value):
@@ -110,11 +115,11 @@ def test_same_shapes(networks):
     images = np.zeros((2, *IMAGE_SHAPE), np.float32)
     with torch.no_grad():
         torch_codes = model.encoder(torch_input(question, images))
-    keras_codes = keras_net.get_layer("encoder")(images)
+    keras_codes = keras_net.get_layer("encoder")(keras_input(question, images))
     assert tuple(keras_codes.shape) == nhwc_shape(torch_codes.shape)
     keras_outputs = script.reconstruct(keras_net, images)
     assert keras_outputs.shape == pt.reconstruct(model, images, "cpu").shape == images.shape
-    assert keras_net.output_shape == (None, *IMAGE_SHAPE)
+    assert keras_net.output_shape == (None, *keras_input(question, images).shape[1:])
 
 
 def test_same_initialisation_rule(networks):
@@ -159,7 +164,8 @@ def test_same_loss_and_gradients_with_the_same_weights(networks):
                    for n, p in m.named_parameters(recurse=False)]
 
     with tf.GradientTape() as tape:
-        keras_loss = script.reconstruction_loss(keras_net(images, training=True), images)
+        x = keras_input(question, images)
+        keras_loss = script.reconstruction_loss(keras_net(x, training=True), x)
     keras_grads = [g.numpy() for g in tape.gradient(keras_loss, keras_net.trainable_variables)]
 
     assert abs(float(keras_loss) - torch_loss.item()) < TOLERANCE
