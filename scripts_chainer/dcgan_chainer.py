@@ -15,8 +15,7 @@ The networks are wrapped in the class API of the reference document
 (dcgan_keras_class_api.md): DCGAN(name, z_dim, img_shape) with train,
 generate, discriminate, evaluate, generate_z, save_me, change_me; its
 framework-neutral half is common.gan.ClassAPI, the Chainer half is here.
-Framework: Chainer 7, an explicit loop with optimizer.update() (NCHW
-inside; the class API and common/ speak NHWC).
+Framework: Chainer (NCHW inside; the class API and common/ speak NHWC).
 Paper: Radford, Metz & Chintala, "Unsupervised Representation Learning with
 Deep Convolutional Generative Adversarial Networks", ICLR 2016
 (arXiv:1511.06434); the non-saturating loss: Goodfellow et al., "Generative
@@ -66,18 +65,19 @@ G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last on
 D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (first k used)
 KERNEL, STRIDE = 5, 2
 # TF/Keras 'SAME' padding for a 5x5 stride-2 convolution of an even size:
-# 1 row/column before, 2 after.  Chainer's pad=2 pads 2 and 2: the same
-# output shape, different numbers.  This version pads explicitly.
+# 1 row/column before, 2 after, the convention of this question.  A
+# symmetric padding of 2 (pad=2 here) has the same output shape but
+# other numbers: this version pads explicitly.
 SAME_PAD = ((0, 0), (0, 0), (1, 2), (1, 2))   # (N, C, top/bottom, left/right) for F.pad
-LEAKY_SLOPE = 0.2               # Chainer's default too, set explicitly (torch 0.01, Keras 0.3)
+LEAKY_SLOPE = 0.2               # LeakyReLU slope, set explicitly: every framework has its own default
 INIT_STD = 0.02                 # weights ~ N(0, 0.02) (DCGAN paper), biases 0, BN gamma 1, beta 0
-BN_EPS = 1e-5                   # torch default; Keras/slim default 1e-3, Chainer 2e-5
-BN_DECAY = 0.9                  # running = 0.9 * running + 0.1 * batch (Chainer's decay itself).
-                                # The running variance takes the unbiased batch variance here, in torch
-                                # and in slim, the biased one in Keras 3 (a factor n/(n-1), no switch)
+BN_EPS = 1e-5                   # BatchNorm eps, set explicitly: every framework has its own default
+BN_DECAY = 0.9                  # BatchNorm running statistics: running = 0.9 * running + 0.1 * batch
+                                # (the running variance takes the unbiased batch variance, except in
+                                # Keras 3, which takes the biased one: a factor n/(n-1), no switch)
 ADAM_BETAS = (0.5, 0.999)       # beta1 0.5 for G and D
-ADAM_EPS = 1e-8                 # Chainer default, set explicitly (Keras' default is 1e-7); Chainer adds
-                                # it to sqrt(v) before the bias correction, PyTorch after
+ADAM_EPS = 1e-8                 # Adam's eps, set explicitly: every framework has its own default
+                                # (Chainer adds it before the bias correction, PyTorch after)
 # File names of a checkpoint (save_me's three files + the optimizers and NumPy's global generator)
 G_FILE, D_FILE, VAL_FILE, OPT_FILE = "generator.npz", "discriminator.npz", "variables.json", "optimizers.npz"
 RNG_FILE = "numpy_rng.npz"
@@ -101,7 +101,7 @@ def to_nchw(images):
 
 
 def to_nhwc(outputs):
-    """NCHW array -> NHWC NumPy array."""
+    """NCHW (Chainer) -> NHWC NumPy array."""
     return np.ascontiguousarray(chainer.backends.cuda.to_cpu(outputs).transpose(0, 2, 3, 1))
 
 
@@ -259,12 +259,9 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
     1. fake_images = G(z), once (G's BatchNorm uses and tracks the fake batch's statistics);
     2. D step: D(real_images) and D(fake_images) in two separate batches
        (BatchNorm never mixes their statistics), the loss averaged over
-       both; no gradient reaches G (D is given the array of fake_images,
-       not the Variable: the graph is cut there);
+       both; no gradient reaches G;
     3. G step: the updated D judges the same fake_images, labelled real;
-       only G is updated (backward also fills D's gradients -- Chainer has
-       no per-parameter switch -- but d_optimizer is not called, and the
-       next D step clears them).
+       only G is updated.
     Returns d_loss, g_loss, d_accuracy, d_real, d_fake (common.gan.FIELDS),
     measured in the D step except g_loss."""
 
@@ -273,12 +270,14 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
             fake_images = generator(z)
 
             real_logits = discriminator(real_images)
-            fake_logits = discriminator(fake_images.array)
+            fake_logits = discriminator(fake_images.array)         # the array: no gradient reaches G
             d_loss = discriminator_loss(real_logits, fake_logits, ls_epsilon)
             discriminator.cleargrads()
             d_loss.backward()
             d_optimizer.update()
 
+            # backward also fills D's gradients (Chainer has no per-parameter switch);
+            # d_optimizer is not called, and the next D step clears them: only G is updated
             g_loss = generator_loss(discriminator(fake_images))
             generator.cleargrads()
             g_loss.backward()

@@ -62,17 +62,18 @@ G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last on
 D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (first k used)
 KERNEL, STRIDE = 5, 2
 # TF/Keras 'SAME' padding for a 5x5 stride-2 convolution of an even size:
-# 1 row/column before, 2 after.  PyTorch's padding=2 pads 2 and 2: the same
-# output shape, different numbers.  This version pads explicitly.
+# 1 row/column before, 2 after, the convention of this question.  A
+# symmetric padding of 2 (padding=2 here) has the same output shape but
+# other numbers: this version pads explicitly.
 SAME_PAD = (1, 2, 1, 2)         # (left, right, top, bottom) for F.pad
-LEAKY_SLOPE = 0.2               # torch's LeakyReLU default is 0.01 (Keras 0.3)
+LEAKY_SLOPE = 0.2               # LeakyReLU slope, set explicitly: every framework has its own default
 INIT_STD = 0.02                 # weights ~ N(0, 0.02) (DCGAN paper), biases 0, BN gamma 1, beta 0
-BN_EPS = 1e-5                   # torch default; Keras/slim default 1e-3, Chainer 2e-5
-BN_DECAY = 0.9                  # running = 0.9 * running + 0.1 * batch; torch's momentum is 1 - BN_DECAY.
-                                # The running variance takes the unbiased batch variance here, in slim
-                                # and in Chainer, the biased one in Keras 3 (a factor n/(n-1), no switch)
+BN_EPS = 1e-5                   # BatchNorm eps, set explicitly: every framework has its own default
+BN_DECAY = 0.9                  # BatchNorm running statistics: running = 0.9 * running + 0.1 * batch
+                                # (the running variance takes the unbiased batch variance, except in
+                                # Keras 3, which takes the biased one: a factor n/(n-1), no switch)
 ADAM_BETAS = (0.5, 0.999)       # beta1 0.5 for G and D
-ADAM_EPS = 1e-8                 # torch default, set explicitly (Keras' default is 1e-7)
+ADAM_EPS = 1e-8                 # Adam's eps, set explicitly: every framework has its own default
 # File names of a checkpoint (save_me's three files + the optimizers)
 G_FILE, D_FILE, VAL_FILE, OPT_FILE = "generator.pt", "discriminator.pt", "variables.json", "optimizers.pt"
 
@@ -90,14 +91,13 @@ def load_data(args, split, value_range=gan.VALUE_RANGE):
 
 
 def to_nchw(images):
-    """NHWC (common) -> an NCHW tensor.  The permute is a view: the memory
-    stays NHWC, which PyTorch calls channels_last -- its fast layout for
-    convolutions (the networks are kept in it too)."""
+    """NHWC (common) -> NCHW (PyTorch), a view: the memory stays NHWC, which
+    PyTorch calls channels_last, its fast layout for convolutions."""
     return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).permute(0, 3, 1, 2)
 
 
 def to_nhwc(outputs):
-    """NCHW tensor -> NHWC NumPy array."""
+    """NCHW (PyTorch) -> NHWC NumPy array."""
     return np.ascontiguousarray(outputs.permute(0, 2, 3, 1).cpu().numpy())
 
 
@@ -245,9 +245,9 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
     1. fake_images = G(z), once (G's BatchNorm uses and tracks the fake batch's statistics);
     2. D step: D(real_images) and D(fake_images) in two separate batches
        (BatchNorm never mixes their statistics), the loss averaged over
-       both; no gradient reaches G (detach);
+       both; no gradient reaches G;
     3. G step: the updated D judges the same fake_images, labelled real;
-       D is frozen (requires_grad off), only G is updated.
+       only G is updated.
     Returns d_loss, g_loss, d_accuracy, d_real, d_fake (common.gan.FIELDS),
     measured in the D step except g_loss."""
 
@@ -258,12 +258,12 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
 
         d_optimizer.zero_grad(set_to_none=True)
         real_logits = discriminator(real_images)
-        fake_logits = discriminator(fake_images.detach())
+        fake_logits = discriminator(fake_images.detach())          # detach: no gradient reaches G
         d_loss = discriminator_loss(real_logits, fake_logits, ls_epsilon)
         d_loss.backward()
         d_optimizer.step()
 
-        discriminator.requires_grad_(False)
+        discriminator.requires_grad_(False)                       # D frozen: only G is updated
         g_optimizer.zero_grad(set_to_none=True)
         g_loss = generator_loss(discriminator(fake_images))
         g_loss.backward()

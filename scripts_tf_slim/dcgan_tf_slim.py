@@ -69,19 +69,21 @@ DENSE_CHANNELS = 256            # G's Dense layer makes a (H/2^k, W/2^k, 256) ma
 G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last one (first k-1 used)
 D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (first k used)
 KERNEL, STRIDE = 5, 2
-PADDING = "SAME"                # TF's 'SAME' for a 5x5 stride-2 convolution of an even size pads
-                                # 1 row/column before, 2 after; the PyTorch and Chainer versions
-                                # emulate exactly this (their symmetric padding=2 differs)
-LEAKY_SLOPE = 0.2               # tf.nn.leaky_relu's default, set explicitly (torch 0.01, Keras 0.3)
+# TF/Keras 'SAME' padding for a 5x5 stride-2 convolution of an even size:
+# 1 row/column before, 2 after, the convention of this question.  A
+# symmetric padding of 2 has the same output shape but other numbers:
+# the PyTorch and Chainer versions pad explicitly.
+PADDING = "SAME"
+LEAKY_SLOPE = 0.2               # LeakyReLU slope, set explicitly: every framework has its own default
 INIT_STD = 0.02                 # weights ~ N(0, 0.02) (DCGAN paper), biases 0, BN gamma 1, beta 0
-BN_EPS = 1e-5                   # torch default; Keras/slim default 1e-3, Chainer 2e-5.  (TF's fused
-                                # batch norm raises eps to at least 1.001e-5: far below float32 noise)
-BN_DECAY = 0.9                  # running = 0.9 * running + 0.1 * batch (slim's default decay is 0.999).
-                                # The running variance takes the unbiased batch variance here, in torch
-                                # and in Chainer, the biased one in Keras 3 (a factor n/(n-1), no switch)
+BN_EPS = 1e-5                   # BatchNorm eps, set explicitly: every framework has its own default
+                                # (TF's fused batch norm raises it to 1.001e-5: far below float32 noise)
+BN_DECAY = 0.9                  # BatchNorm running statistics: running = 0.9 * running + 0.1 * batch
+                                # (the running variance takes the unbiased batch variance, except in
+                                # Keras 3, which takes the biased one: a factor n/(n-1), no switch)
 BN_SCALE = True                 # slim's batch_norm has no gamma by default (scale=False)
 ADAM_BETAS = (0.5, 0.999)       # beta1 0.5 for G and D
-ADAM_EPS = 1e-8                 # tf.v1 default, set explicitly (Keras' default is 1e-7)
+ADAM_EPS = 1e-8                 # Adam's eps, set explicitly: every framework has its own default
 # File names of a checkpoint (save_me's three files + the optimizers)
 G_FILE, D_FILE, VAL_FILE, OPT_FILE = "generator.npz", "discriminator.npz", "variables.json", "optimizers.ckpt"
 
@@ -209,28 +211,27 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer, real_ima
     update, on one z batch; the returned function runs it as one
     ``sess.run`` (no graph is built per step).
 
-    1. fake_images = G(z), once (G's BatchNorm uses the fake batch's
-       statistics; slim puts its moving-average updates in the UPDATE_OPS
-       collection, and they run once, with the step);
+    1. fake_images = G(z), once (G's BatchNorm uses and tracks the fake batch's statistics);
     2. D step: D(real_images) and D(fake_images) in two separate batches
        (BatchNorm never mixes their statistics), the loss averaged over
-       both; stop_gradient: no gradient reaches G;
-    3. G step: the updated D judges the same fake_images, labelled real.
-       That D is built under a control dependency on the D update, so it
-       reads D's weights after the update; only G's variables are updated.
+       both; no gradient reaches G;
+    3. G step: the updated D judges the same fake_images, labelled real;
+       only G is updated.
     Returns d_loss, g_loss, d_accuracy, d_real, d_fake (common.gan.FIELDS),
     measured in the D step except g_loss."""
     fake_images = generator(z, is_training=True)
-    bn_updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)            # G's only: D has no BatchNorm
+    # slim puts BatchNorm's moving-average updates in UPDATE_OPS (G's only: D has
+    # no BatchNorm); they run once, with the step
+    bn_updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
 
     with tf.name_scope("d_step"):
         real_logits = discriminator(real_images)
-        fake_logits = discriminator(tf.stop_gradient(fake_images), reuse=True)
+        fake_logits = discriminator(tf.stop_gradient(fake_images), reuse=True)   # no gradient reaches G
         d_loss = discriminator_loss(real_logits, fake_logits, ls_epsilon)
         d_train_op = d_optimizer.minimize(d_loss, var_list=tf.trainable_variables("discriminator/"))
 
     with tf.name_scope("g_step"):
-        with tf.control_dependencies([d_train_op]):   # D's weights are read after its update
+        with tf.control_dependencies([d_train_op]):   # this D reads D's weights after the update
             g_loss = generator_loss(discriminator(fake_images, reuse=True))
         g_train_op = g_optimizer.minimize(g_loss, var_list=tf.trainable_variables("generator/"))
     train_op = tf.group(d_train_op, g_train_op, *bn_updates)
