@@ -66,19 +66,20 @@ DENSE_CHANNELS = 256            # G's Dense layer makes a (H/2^k, W/2^k, 256) ma
 G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last one (first k-1 used)
 D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (first k used)
 KERNEL, STRIDE = 5, 2
-# padding="same" for a 5x5 stride-2 convolution of an even size pads 1
-# row/column before and 2 after (TF's 'SAME'), and the transposed
-# convolution with padding="same" makes 2H x 2W: the convention of this
-# question, which the PyTorch and Chainer versions emulate.
-LEAKY_SLOPE = 0.2               # Keras' LeakyReLU default is 0.3 (torch 0.01)
+# TF/Keras 'SAME' padding for a 5x5 stride-2 convolution of an even size:
+# 1 row/column before, 2 after, the convention of this question.  A
+# symmetric padding of 2 has the same output shape but other numbers:
+# the PyTorch and Chainer versions pad explicitly.  (The transposed
+# convolution with padding="same" makes 2H x 2W.)
+LEAKY_SLOPE = 0.2               # LeakyReLU slope, set explicitly: every framework has its own default
 INIT_STD = 0.02                 # weights ~ N(0, 0.02) (DCGAN paper), biases 0, BN gamma 1, beta 0
-BN_EPS = 1e-5                   # torch default; Keras/slim default 1e-3, Chainer 2e-5
-BN_DECAY = 0.9                  # running = 0.9 * running + 0.1 * batch (Keras calls it momentum).
-                                # Keras 3 updates the moving variance with the biased batch variance,
-                                # torch, slim and Chainer with the unbiased one (a factor n/(n-1), no switch)
+BN_EPS = 1e-5                   # BatchNorm eps, set explicitly: every framework has its own default
+BN_DECAY = 0.9                  # BatchNorm running statistics: running = 0.9 * running + 0.1 * batch
+                                # (the running variance takes the unbiased batch variance, except in
+                                # Keras 3, which takes the biased one: a factor n/(n-1), no switch)
 ADAM_BETAS = (0.5, 0.999)       # beta1 0.5 for G and D
-ADAM_EPS = 1e-8                 # as in torch, set explicitly (Keras' default is 1e-7); Keras adds it
-                                # before the bias correction, PyTorch after (a tiny difference)
+ADAM_EPS = 1e-8                 # Adam's eps, set explicitly: every framework has its own default
+                                # (Keras adds it before the bias correction, PyTorch after)
 JIT_COMPILE = False             # XLA off: on CPU it made this convolutional step much slower (README)
 # File names of a checkpoint (save_me's three files + the optimizers)
 G_FILE, D_FILE, VAL_FILE, OPT_FILE = ("generator.weights.h5", "discriminator.weights.h5", "variables.json",
