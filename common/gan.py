@@ -61,7 +61,7 @@ MORPH_FRAMES = 24      # ... each image going once round its great circle
 EVAL_COUNT = 1000      # real images (and as many z) measured after each epoch of DCGAN.train
 CLASS_SAMPLE_COUNT = 32  # images shown every sample_img_interval epochs by DCGAN.train
 
-# metrics.csv (train_loop adds iteration first and sec_per_iter last)
+# metrics.csv (runs.Progress adds iteration first and sec_per_iter last)
 FIELDS = ["d_loss", "g_loss", "d_accuracy", "d_real", "d_fake"]
 FIELD_HELP = {
     "d_loss": "discriminator loss: mean binary cross-entropy over the real and the fake batch",

@@ -144,11 +144,9 @@ def model_info(image_shape, z_dim):
 
 # ---- Losses ----
 def bce_with_logits(logits, target):
-    """Mean binary cross-entropy of the constant label ``target`` and
-    sigmoid(logits), computed from the logits as softplus(l) - target * l
-    (F.softplus evaluates max(l, 0) + log(1 + exp(-|l|)), exact where the
-    sigmoid rounds to 0 or 1).  F.sigmoid_cross_entropy takes only 0/1
-    integer labels, not the smoothed ones."""
+    """Mean binary cross-entropy of sigmoid(logits) and the constant label
+    ``target``, as softplus(l) - target * l (exact where the sigmoid rounds to
+    0 or 1); F.sigmoid_cross_entropy takes only 0/1 integer labels."""
     return F.mean(F.softplus(logits) - target * logits)
 
 
@@ -216,12 +214,10 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
 
 
 class GAN(gan.ClassAPI):
-    """The GAN in the DCGAN's class API (see common.gan.ClassAPI
-    for the calls), on NumPy NHWC arrays; this class is its Chainer half:
-    build, step, forward, save and load weights.  Keyword-only extras:
-    ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Public attributes:
-    ``generator``, ``discriminator``, ``g_optimizer``, ``d_optimizer``,
-    ``z_sampler``."""
+    """The GAN in the DCGAN's class API (the calls: common.gan.ClassAPI),
+    its Chainer half: build, step, forward, save and load weights.  Extras:
+    ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Attributes: ``generator``,
+    ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``."""
 
     QUESTION, FRAMEWORK, WEIGHTS_SUFFIX = QUESTION, FRAMEWORK, ".npz"
     model_info = staticmethod(model_info)

@@ -279,12 +279,10 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
 
 
 class DCGAN(gan.ClassAPI):
-    """The DCGAN of the reference document's class API (see common.gan.ClassAPI
-    for the calls), on NumPy NHWC arrays; this class is its PyTorch half:
-    build, step, forward, save and load weights.  Keyword-only extras:
-    ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Public attributes:
-    ``generator``, ``discriminator``, ``g_optimizer``, ``d_optimizer``,
-    ``z_sampler``."""
+    """The DCGAN of the reference document's class API (the calls: common.gan.ClassAPI),
+    its PyTorch half: build, step, forward, save and load weights.  Extras:
+    ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Attributes: ``generator``,
+    ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``."""
 
     QUESTION, FRAMEWORK, WEIGHTS_SUFFIX = QUESTION, FRAMEWORK, ".pt"
     model_info = staticmethod(model_info)

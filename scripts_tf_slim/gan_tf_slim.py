@@ -210,15 +210,12 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer, real_ima
 
 
 class GAN(gan.ClassAPI):
-    """The GAN in the DCGAN's class API (see common.gan.ClassAPI
-    for the calls), on NumPy NHWC arrays; this class is its TF-Slim half:
-    build, step, forward, save and load weights, in a graph of its own with
-    a session.  Keyword-only extras: ``seed``, ``lr``, ``device`` ('auto',
-    'cpu', 'gpu').  Public attributes: ``generator``, ``discriminator``
-    (the network functions), ``g_optimizer``, ``d_optimizer``,
-    ``z_sampler``; and, TF1's own, ``graph``, ``sess``, ``g_variables``,
-    ``d_variables`` (each network's model variables, BatchNorm moving
-    statistics included) and ``optimizer_saver`` (both Adams' slots)."""
+    """The GAN in the DCGAN's class API (the calls: common.gan.ClassAPI),
+    its TF-Slim half: build, step, forward, save and load weights.  Extras:
+    ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Attributes: ``generator``,
+    ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``.
+    TF1's own: ``graph``, ``sess``, ``g_variables``, ``d_variables`` (model
+    variables), ``optimizer_saver`` (both Adams' slots)."""
 
     QUESTION, FRAMEWORK, WEIGHTS_SUFFIX = QUESTION, FRAMEWORK, ".npz"
     model_info = staticmethod(model_info)
