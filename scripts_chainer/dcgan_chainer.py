@@ -120,10 +120,8 @@ class Convolution2DSame(L.Convolution2D):
 class Deconvolution2DSame(L.Deconvolution2D):
     """5x5 stride-2 transposed convolution equal to TF's conv2d_transpose
     with 'SAME' padding: (N, I, H, W) -> (N, O, 2H, 2W).  The full output
-    is 2H+3 wide; TF crops 1 row/column before and 2 after, and so does
-    Chainer with pad=1 and outsize=(2H, 2W): it crops ``pad`` before and
-    keeps ``outsize``.  (pad=2 with the same outsize has the right shape
-    but is shifted by one pixel.)"""
+    is 2H+3 wide; TF crops 1 row/column before and 2 after, as pad=1 with
+    outsize=(2H, 2W) does (pad=2 would be shifted by one pixel)."""
 
     def __init__(self, in_channels, out_channels, **init):
         super().__init__(in_channels, out_channels, KERNEL, STRIDE, pad=1, **init)
@@ -299,7 +297,7 @@ class DCGAN(gan.ClassAPI):
     model_info = staticmethod(model_info)
 
     def __init__(self, name, z_dim=gan.Z_DIM, img_shape=(28, 28, 1), *, seed=0, lr=2e-4, device="auto"):
-        self.device = pick_device(device)
+        self.device = pick_device(device) if device in ("auto", "cpu", "gpu") else device   # or picked
         super().__init__(name, z_dim, img_shape, seed=seed, lr=lr)
 
     def _build_networks(self, z_dim, img_shape):
@@ -355,8 +353,7 @@ def save_checkpoint(run, iteration, model, feed, args):
 
 
 def load_checkpoint(folder, model):
-    """Weights, optimizers and NumPy's global RNG state (the data order and
-    the noise are in meta.json)."""
+    """Weights, optimizers, NumPy's global RNG (data order, noise: meta.json)."""
     model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
     with runs.reading(folder / OPT_FILE):   # runs.load_npz never unpickles; a broken file: one line
         optimizers = chainer.serializers.NpzDeserializer(runs.load_npz(folder / OPT_FILE))
@@ -368,13 +365,13 @@ def load_checkpoint(folder, model):
 
 
 def train(args):
+    device = pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
     cli.seed_everything(args.seed)           # NumPy's global generator, from which Chainer draws
     feed = batching.Feed(data.images, args.batch_size, args.seed, augment.for_dataset(args.dataset, gan.VALUE_RANGE))
-    model = DCGAN(f"{QUESTION}_{args.dataset}", args.z_dim, image_shape, seed=args.seed, lr=args.lr,
-                  device=args.device)   # the class API picks the device (pick_device)
+    model = DCGAN(f"{QUESTION}_{args.dataset}", args.z_dim, image_shape, seed=args.seed, lr=args.lr, device=device)
     start = 0
     if args.resume:
         folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape, args.z_dim))
@@ -400,11 +397,12 @@ def train(args):
 
 # ---- Test ----
 def test(args):
+    device = pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "test", gan.PIXEL_RANGE)   # pixels in [0, 1], as the class API takes them
     image_shape = data.images.shape[1:]
     folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape, args.z_dim))
-    model = DCGAN(QUESTION, args.z_dim, image_shape, seed=args.seed, device=args.device)
+    model = DCGAN(QUESTION, args.z_dim, image_shape, seed=args.seed, device=device)
     model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
     return gan.report_model_test(run, model, data.images, args.z_dim, args.seed)
 

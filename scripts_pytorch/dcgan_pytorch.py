@@ -288,7 +288,7 @@ class DCGAN(gan.ClassAPI):
     model_info = staticmethod(model_info)
 
     def __init__(self, name, z_dim=gan.Z_DIM, img_shape=(28, 28, 1), *, seed=0, lr=2e-4, device="auto"):
-        self.device = pick_device(device)
+        self.device = pick_device(device) if device in ("auto", "cpu", "gpu") else device   # or picked
         super().__init__(name, z_dim, img_shape, seed=seed, lr=lr)
 
     def _build_networks(self, z_dim, img_shape):
@@ -351,14 +351,14 @@ def load_checkpoint(folder, model):
 
 
 def train(args):
+    device = pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "train")
     image_shape = data.images.shape[1:]
     cli.seed_everything(args.seed)
     torch.manual_seed(args.seed)
     feed = batching.Feed(data.images, args.batch_size, args.seed, augment.for_dataset(args.dataset, gan.VALUE_RANGE))
-    model = DCGAN(f"{QUESTION}_{args.dataset}", args.z_dim, image_shape, seed=args.seed, lr=args.lr,
-                  device=args.device)   # the class API picks the device (pick_device)
+    model = DCGAN(f"{QUESTION}_{args.dataset}", args.z_dim, image_shape, seed=args.seed, lr=args.lr, device=device)
     start = 0
     if args.resume:
         folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape, args.z_dim))
@@ -384,11 +384,12 @@ def train(args):
 
 # ---- Test ----
 def test(args):
+    device = pick_device(args.device)
     run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
     data = load_data(args, "test", gan.PIXEL_RANGE)   # pixels in [0, 1], as the class API takes them
     image_shape = data.images.shape[1:]
     folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape, args.z_dim))
-    model = DCGAN(QUESTION, args.z_dim, image_shape, seed=args.seed, device=args.device)
+    model = DCGAN(QUESTION, args.z_dim, image_shape, seed=args.seed, device=device)
     model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
     return gan.report_model_test(run, model, data.images, args.z_dim, args.seed)
 
