@@ -17,10 +17,13 @@ the same pictures:
 - training      ``FIELDS`` of metrics.csv,
                 ``save_samples`` (sample grid + progress picture),
                 ``plot_training`` (the three plots)
-- class API     ``check_images``, ``check_labels``, ``check_label_smoothing``,
+- class API     ``ClassAPI`` (its framework-neutral half: a script's GAN /
+                DCGAN class adds build, step, forward, save and load weights),
+                ``check_images``, ``check_labels``, ``check_label_smoothing``,
                 ``History`` (per-epoch log and the result dictionary),
                 ``variables`` / ``read_variables`` (the JSON variables file)
-- testing       ``report_test`` (sample grid, interpolation strip, GIF)
+- testing       ``report_test`` (sample grid, interpolation strip, GIF),
+                ``report_model_test`` (the same from a model with its checkpoint)
 
 Noise: z ~ U(-1, 1) (DESIGN.md section 6), drawn as float64 by NumPy's
 PCG64 and cast to float32, one independent stream per use (``SAMPLES``,
