@@ -17,10 +17,13 @@ the same pictures:
 - training      ``FIELDS`` of metrics.csv,
                 ``save_samples`` (sample grid + progress picture),
                 ``plot_training`` (the three plots)
-- class API     ``check_images``, ``check_labels``, ``check_label_smoothing``,
+- class API     ``ClassAPI`` (its framework-neutral half: a script's GAN /
+                DCGAN class adds build, step, forward, save and load weights),
+                ``check_images``, ``check_labels``, ``check_label_smoothing``,
                 ``History`` (per-epoch log and the result dictionary),
                 ``variables`` / ``read_variables`` (the JSON variables file)
-- testing       ``report_test`` (sample grid, interpolation strip, GIF)
+- testing       ``report_test`` (sample grid, interpolation strip, GIF),
+                ``report_model_test`` (the same from a model with its checkpoint)
 
 Noise: z ~ U(-1, 1) (DESIGN.md section 6), drawn as float64 by NumPy's
 PCG64 and cast to float32, one independent stream per use (``SAMPLES``,
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import cli, datasets, pictures, runs
+from common import batching, cli, datasets, pictures, runs
 from common.errors import UsageError
 
 Z_DIM = 100                   # the question's noise size (--z-dim)
@@ -61,7 +64,7 @@ MORPH_FRAMES = 24      # ... each image going once round its great circle
 EVAL_COUNT = 1000      # real images (and as many z) measured after each epoch of DCGAN.train
 CLASS_SAMPLE_COUNT = 32  # images shown every sample_img_interval epochs by DCGAN.train
 
-# metrics.csv (train_loop adds iteration first and sec_per_iter last)
+# metrics.csv (runs.Progress adds iteration first and sec_per_iter last)
 FIELDS = ["d_loss", "g_loss", "d_accuracy", "d_real", "d_fake"]
 FIELD_HELP = {
     "d_loss": "discriminator loss: mean binary cross-entropy over the real and the fake batch",
@@ -589,3 +592,202 @@ def report_test(run, samples, linear, spherical, morph, d_real, d_fake, value_ra
           f"{result['test_images']} test images, mean D(G(z)) {result['d_fake_samples']:.3f} over "
           f"{result['samples']} samples; pictures in {test_dir}")
     return result
+
+
+# ---------------------------------------------------------------------------
+# The class API's framework-neutral half
+# ---------------------------------------------------------------------------
+
+class ClassAPI:
+    """The DCGAN class API of the reference document (dcgan_keras_class_api.md)
+    on NumPy NHWC arrays, less its framework code.
+
+    ``DCGAN(name, z_dim=100, img_shape=(28, 28, 1))``; images given to it
+    are pixels in [0, 1] or [0, 255] (NHWC), images it returns are pixels
+    in [0, 1]; noise is z ~ U(-1, 1) (DESIGN.md; the original drew N(0, 1)).
+    Keyword-only extras: ``seed`` (weights, z_fixed_for_sample and every z
+    it draws) and ``lr``.  Here: the properties, generate_z, train (the
+    epochs, their measurements and the result dictionary), generate,
+    discriminate, evaluate, the file names and the JSON variables file of
+    save_me / change_me, the input checks.
+
+    A framework's class sets QUESTION, FRAMEWORK and WEIGHTS_SUFFIX and
+    writes only framework code:
+
+    ``_build_networks(z_dim, img_shape)``  the networks and their optimizers
+    ``_step(real_images, z, ls_epsilon)``  one training iteration on NHWC
+                                           NumPy arrays -> dict of FIELDS
+    ``_generate_batch(z)``                 G(z) in inference mode, NHWC in [-1, 1]
+    ``_discriminate_batch(images)``        D's logits (N, 1) in inference mode
+    ``_save_weights(g_path, d_path)``      G's and D's weights, its own format
+    ``_read_weights(path)``                one weights file (before the rebuild)
+    ``_load_weights(g_state, d_state)``    into the rebuilt networks; a
+                                           KeyError / ValueError / RuntimeError
+                                           means they do not fit"""
+
+    QUESTION = FRAMEWORK = WEIGHTS_SUFFIX = None
+    BATCH = 256            # inference batch of generator_output / discriminator_logits
+
+    def __init__(self, name, z_dim=Z_DIM, img_shape=(28, 28, 1), *, seed=0, lr=2e-4):
+        self._name, self._seed, self._lr, self._iterations = str(name), int(seed), float(lr), 0
+        self._build(int(z_dim), tuple(int(v) for v in img_shape))
+
+    def _build(self, z_dim, img_shape):
+        if len(img_shape) != 3 or min(img_shape) < 1:
+            raise UsageError(f"img_shape must be (H, W, C), got {img_shape}")
+        self._z_dim, self._img_shape = z_dim, img_shape
+        self._build_networks(z_dim, img_shape)
+        self.z_sampler = ZSampler(z_dim, self._seed)
+        self._batch_rng = rng(self._seed, BATCHES)
+        self._z_fixed = uniform_z(SAMPLE_COUNT, z_dim, self._seed, SAMPLES)
+
+    @property
+    def img_shape(self):
+        return self._img_shape
+
+    @property
+    def z_dim(self):
+        return self._z_dim
+
+    @property
+    def name(self):
+        return self._name
+
+    @name.setter
+    def name(self, value):
+        self._name = str(value)
+
+    @property
+    def z_fixed_for_sample(self):
+        """The fixed z of the training sample pictures (a copy)."""
+        return self._z_fixed.copy()
+
+    def generate_z(self, len_z):
+        """(len_z, z_dim) float32 z ~ U(-1, 1), from the instance's generator."""
+        return self.z_sampler(len_z)
+
+    def train_step(self, real_images, z, ls_epsilon=0.0):
+        """One iteration (one D update, one G update) on ``real_images``
+        (NHWC, already in [-1, 1]) and ``z``; returns the metrics dict."""
+        values = self._step(np.asarray(real_images, np.float32), np.asarray(z, np.float32), float(ls_epsilon))
+        self._iterations += 1
+        return values
+
+    def train(self, imgs_train, epochs, batch_size=128, ls_epsilon=0, sample_img_interval=0,
+              sample_dir="samples"):
+        """Train for ``epochs`` epochs of ``imgs_train`` (N, *img_shape),
+        pixels in [0, 1] or [0, 255], and return the result dictionary
+        (per-epoch d_loss, d_accuracy, g_loss, mean D(real), mean D(fake),
+        seconds, and the total time; keys in RESULT_KEYS).
+
+        After each epoch D and G are measured in inference mode on fixed
+        data: the first EVAL_COUNT training images and as many fixed z.
+        With ``sample_img_interval`` > 0, 32 images from z_fixed_for_sample
+        are written to ``sample_dir`` after the first epoch, every
+        ``sample_img_interval`` epochs and after the last one."""
+        images = to_model_range(imgs_train, self._img_shape, "imgs_train")
+        ls_epsilon = check_label_smoothing(ls_epsilon)
+        epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
+        batches = batching.Minibatches(len(images), batch_size, self._batch_rng)
+        eval_real = images[:EVAL_COUNT]
+        eval_z = uniform_z(len(eval_real), self._z_dim, self._seed, EVALUATE)
+        history = History(self._name, epochs, batch_size, ls_epsilon)
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            for _ in range(epoch_iterations(len(images), batch_size)):
+                self.train_step(images[next(batches)], self.generate_z(batch_size), ls_epsilon)
+            measures = d_measures(self.discriminator_logits(eval_real),
+                                  self.discriminator_logits(self.generator_output(eval_z)))
+            history.add(epoch, self._iterations, measures, time.perf_counter() - start, len(eval_real), len(eval_z))
+            if sample_img_interval > 0 and (epoch % sample_img_interval == 0 or epoch == epochs - 1):
+                path = Path(sample_dir) / f"{self._name}_epoch_{epoch:04d}.png"
+                pictures.save_grid(self.generate(self._z_fixed[:CLASS_SAMPLE_COUNT]), path, nrow=8,
+                                   value_range=PIXEL_RANGE, scale=max(1, 56 // self._img_shape[0]),
+                                   title=f"{self._name}, epoch {epoch}")
+                print(f" samples: {path}")
+        return history.result()
+
+    def generator_output(self, z):
+        """z -> G(z) in [-1, 1] (the network's own range), NHWC NumPy, in
+        inference mode.  generate() is this mapped to pixels in [0, 1]."""
+        z = check_z(z, self._z_dim)
+        return np.concatenate([self._generate_batch(z[i:i + self.BATCH]) for i in range(0, len(z), self.BATCH)])
+
+    def discriminator_logits(self, images):
+        """NHWC images in [-1, 1] -> D's logits (N, 1), in inference mode.
+        discriminate() is the sigmoid of this for pixels in [0, 1] or [0, 255]."""
+        images = np.asarray(images, np.float32)
+        return np.concatenate([self._discriminate_batch(images[i:i + self.BATCH])
+                               for i in range(0, len(images), self.BATCH)])
+
+    def generate(self, z):
+        """(N, z_dim) -> (N, *img_shape) images, pixels in [0, 1]."""
+        return to_pixels(self.generator_output(z))
+
+    def discriminate(self, imgs):
+        """(N, *img_shape) pixels in [0, 1] or [0, 255] -> (N, 1), the
+        probability D gives each image of being real."""
+        return sigmoid(self.discriminator_logits(to_model_range(imgs, self._img_shape))).astype(np.float32)
+
+    def evaluate(self, imgs, labels):
+        """``(d_loss, d_accuracy, g_loss)``: D's binary cross-entropy and
+        accuracy on ``imgs`` with ``labels`` (1 real, 0 fake), and G's loss
+        on as many images generated from new z (generate_z)."""
+        images = to_model_range(imgs, self._img_shape)
+        labels = check_labels(labels, len(images))
+        fake_logits = self.discriminator_logits(self.generator_output(self.generate_z(len(images))))
+        return evaluate_logits(self.discriminator_logits(images), labels, fake_logits)
+
+    def save_me(self, files_dir, g_file_name="", d_file_name="", val_file_name=""):
+        """Write G's and D's weights (the framework's format, BatchNorm
+        statistics included) and the variables file (JSON: name, z_dim,
+        img_shape, z_fixed_for_sample) into ``files_dir``.  Empty names
+        default to <name>_g<suffix>, <name>_d<suffix>, <name>_val.json.
+        Returns the three paths."""
+        files_dir = Path(files_dir)
+        files_dir.mkdir(parents=True, exist_ok=True)
+        names = file_names(self._name, g_file_name, d_file_name, val_file_name, self.WEIGHTS_SUFFIX)
+        g_path, d_path, val_path = (files_dir / name for name in names)
+        self._save_weights(g_path, d_path)
+        write_variables(val_path, variables(self.QUESTION, self.FRAMEWORK, self._name, self._z_dim,
+                                            self._img_shape, self._z_fixed))
+        return g_path, d_path, val_path
+
+    def change_me(self, files_dir, g_file_name, d_file_name, val_file_name):
+        """Become the model saved by save_me in ``files_dir``: its name,
+        z_dim, img_shape, z_fixed_for_sample and weights.  The optimizers
+        and the noise generator start afresh (a checkpoint restores them
+        separately)."""
+        files_dir = Path(files_dir)
+        names = file_names(self._name, g_file_name, d_file_name, val_file_name, self.WEIGHTS_SUFFIX)
+        name, z_dim, img_shape, z_fixed = read_variables(files_dir / names[2], self.QUESTION, self.FRAMEWORK)
+        states = []
+        for path in (files_dir / names[0], files_dir / names[1]):   # read before the model is rebuilt
+            if not path.is_file():
+                raise UsageError(f"weights file {path} does not exist")
+            try:
+                states.append(self._read_weights(path))
+            except UsageError:
+                raise
+            except Exception as err:   # each framework raises several types for a file not its own
+                raise UsageError(f"{path} is not a {self.FRAMEWORK} weights file ({type(err).__name__})") from None
+        self._build(z_dim, img_shape)
+        try:
+            self._load_weights(*states)
+        except (KeyError, ValueError, RuntimeError, OSError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UsageError(f"the weights in {files_dir} do not fit a {self.QUESTION} of img_shape {img_shape}, "
+                             f"z_dim {z_dim}: {reason}") from None
+        self._name, self._z_fixed = name, z_fixed
+
+
+def report_model_test(run, model, test_images, z_dim, seed):
+    """The test of a GAN script, given its model with the checkpoint
+    loaded: the answer pictures of ``report_test`` from the fixed test
+    latents, and D's view of ``test_images`` (pixels in [0, 1])."""
+    z = test_latents(z_dim, seed)
+    samples = model.generate(z["samples"])
+    frames, paths = z["morph"].shape[:2]
+    morph = model.generate(z["morph"].reshape(frames * paths, -1)).reshape(frames, paths, *model.img_shape)
+    return report_test(run, samples, model.generate(z["linear"]), model.generate(z["spherical"]), morph,
+                       model.discriminate(test_images), model.discriminate(samples))

@@ -11,12 +11,11 @@ separate batches.  The depth follows the image size: k stride-2 stages
 with k = 4 for 64x64, 3 for 32x32 (CIFAR-10), 2 for 28x28 (MNIST,
 Fashion-MNIST), widths taken from the top of the lists above
 (common.gan.dcgan_stages).
-The network is wrapped in the class API of the reference document
+The networks are wrapped in the class API of the reference document
 (dcgan_keras_class_api.md): DCGAN(name, z_dim, img_shape) with train,
-generate, discriminate, evaluate, generate_z, save_me, change_me; main()
-uses it.
-Framework: Chainer 7, an explicit loop with optimizer.update() (NCHW
-inside; the class API and common/ speak NHWC).
+generate, discriminate, evaluate, generate_z, save_me, change_me; its
+framework-neutral half is common.gan.ClassAPI, the Chainer half is here.
+Framework: Chainer (NCHW inside; the class API and common/ speak NHWC).
 Paper: Radford, Metz & Chintala, "Unsupervised Representation Learning with
 Deep Convolutional Generative Adversarial Networks", ICLR 2016
 (arXiv:1511.06434); the non-saturating loss: Goodfellow et al., "Generative
@@ -39,13 +38,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`
-sys.path.insert(0, str(Path(__file__).resolve().parent))      # this folder, for the gan answer
-
-import gan_chainer  # noqa: E402  (the losses, the train step, the class API, train and test)
 
 import numpy as np  # noqa: E402
 
-from common import cli, compat, gan  # noqa: E402
+from common import augment, batching, cli, compat, gan, runs  # noqa: E402
 
 chainer = compat.import_chainer()  # Chainer 7.8.1 needs a shim to import on this stack
 import chainer.functions as F  # noqa: E402
@@ -53,6 +49,12 @@ import chainer.links as L  # noqa: E402
 
 QUESTION = "dcgan"
 FRAMEWORK = "chainer"
+
+
+def pick_device(choice):
+    gpu = cli.resolve_device(choice, chainer.backends.cuda.available) == "gpu"
+    return chainer.get_device("@cupy:0" if gpu else "@numpy")
+
 
 # ---- Config ----
 # Every framework default that differs between PyTorch, TF-Slim, Keras and
@@ -63,35 +65,43 @@ G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last on
 D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (first k used)
 KERNEL, STRIDE = 5, 2
 # TF/Keras 'SAME' padding for a 5x5 stride-2 convolution of an even size:
-# 1 row/column before, 2 after.  Chainer's pad=2 pads 2 and 2: the same
-# output shape, different numbers.  This version pads explicitly.
+# 1 row/column before, 2 after, the convention of this question.  A
+# symmetric padding of 2 (pad=2 here) has the same output shape but
+# other numbers: this version pads explicitly.
 SAME_PAD = ((0, 0), (0, 0), (1, 2), (1, 2))   # (N, C, top/bottom, left/right) for F.pad
-LEAKY_SLOPE = 0.2               # Chainer's default too, set explicitly (torch 0.01, Keras 0.3)
+LEAKY_SLOPE = 0.2               # LeakyReLU slope, set explicitly: every framework has its own default
 INIT_STD = 0.02                 # weights ~ N(0, 0.02) (DCGAN paper), biases 0, BN gamma 1, beta 0
-                                # (measured at 64x64: Glorot-uniform made no difference to G's early
-                                # collapse; the MLP of the gan question is another story, see there)
-BN_EPS = 1e-5                   # torch default; Keras/slim default 1e-3, Chainer 2e-5
-BN_DECAY = 0.9                  # Chainer: running = 0.9 * running + 0.1 * batch
-                                # (= torch momentum 0.1, Keras momentum 0.9, slim decay 0.9); the
-                                # running variance takes the unbiased batch variance here, in torch and
-                                # in slim, the biased one in Keras 3 (a factor n/(n-1), no switch)
-# Adam (lr 2e-4, beta1 0.5, beta2 0.999, eps 1e-8 set explicitly), the losses,
-# the train step, the checkpoint files and the training loop are those of
-# gan_chainer.py, whose class GAN this script's DCGAN extends.
+BN_EPS = 1e-5                   # BatchNorm eps, set explicitly: every framework has its own default
+BN_DECAY = 0.9                  # BatchNorm running statistics: running = 0.9 * running + 0.1 * batch
+                                # (the running variance takes the unbiased batch variance, except in
+                                # Keras 3, which takes the biased one: a factor n/(n-1), no switch)
+ADAM_BETAS = (0.5, 0.999)       # beta1 0.5 for G and D
+ADAM_EPS = 1e-8                 # Adam's eps, set explicitly: every framework has its own default
+                                # (Chainer adds it before the bias correction, PyTorch after)
+# File names of a checkpoint (save_me's three files + the optimizers and NumPy's global generator)
+G_FILE, D_FILE, VAL_FILE, OPT_FILE = "generator.npz", "discriminator.npz", "variables.json", "optimizers.npz"
+RNG_FILE = "numpy_rng.npz"
 
 
 def parse_args(argv=None):
-    return gan_chainer.parse_args(argv, QUESTION, "DCGAN (Chainer).")
+    parser = cli.build_parser(QUESTION, FRAMEWORK, "DCGAN (Chainer).", dataset="imori", iters=5000, batch_size=64,
+                              lr=2e-4, sample_every=500, checkpoint_every=1000, extra=gan.add_flags)
+    return cli.parse_args(parser, argv)
 
 
 # ---- Data ----
+def load_data(args, split, value_range=gan.VALUE_RANGE):
+    """Images as float32 NHWC in ``value_range`` (common loader, same in every framework)."""
+    return gan.load_images(args, split, value_range)
+
+
 def to_nchw(images):
     """NHWC (common) -> NCHW (Chainer), a contiguous copy."""
     return np.ascontiguousarray(np.asarray(images, np.float32).transpose(0, 3, 1, 2))
 
 
 def to_nhwc(outputs):
-    """NCHW array -> NHWC NumPy array."""
+    """NCHW (Chainer) -> NHWC NumPy array."""
     return np.ascontiguousarray(chainer.backends.cuda.to_cpu(outputs).transpose(0, 2, 3, 1))
 
 
@@ -110,10 +120,8 @@ class Convolution2DSame(L.Convolution2D):
 class Deconvolution2DSame(L.Deconvolution2D):
     """5x5 stride-2 transposed convolution equal to TF's conv2d_transpose
     with 'SAME' padding: (N, I, H, W) -> (N, O, 2H, 2W).  The full output
-    is 2H+3 wide; TF crops 1 row/column before and 2 after, and so does
-    Chainer with pad=1 and outsize=(2H, 2W): it crops ``pad`` before and
-    keeps ``outsize``.  (pad=2 with the same outsize has the right shape
-    but is shifted by one pixel.)"""
+    is 2H+3 wide; TF crops 1 row/column before and 2 after, as pad=1 with
+    outsize=(2H, 2W) does (pad=2 would be shifted by one pixel)."""
 
     def __init__(self, in_channels, out_channels, **init):
         super().__init__(in_channels, out_channels, KERNEL, STRIDE, pad=1, **init)
@@ -156,11 +164,11 @@ class Generator(chainer.Chain):
                 F.relu,
             )
             layers, in_channels = [], DENSE_CHANNELS
-            for width in G_WIDTHS[:k - 1]:                                        # 512, 256, 128 for k = 4
-                layers += [Deconvolution2DSame(in_channels, width, **init_weights(rng)),   # (N, width, 2h, 2w)
-                           batch_norm(width),
+            for features in G_WIDTHS[:k - 1]:                                     # 512, 256, 128 for k = 4
+                layers += [Deconvolution2DSame(in_channels, features, **init_weights(rng)),   # (N, features, 2h, 2w)
+                           batch_norm(features),
                            F.relu]
-                in_channels = width
+                in_channels = features
             layers += [Deconvolution2DSame(in_channels, channels, **init_weights(rng)),    # (N, C, H, W)
                        F.tanh]
             self.deconvs = chainer.Sequential(*layers)
@@ -209,52 +217,194 @@ def model_info(image_shape, z_dim):
 
 
 # ---- Losses ----
-# Those of gan_chainer.py: binary cross-entropy on logits, D's loss averaged
-# over the real and the fake batch (label smoothing optional), G's loss
-# non-saturating.
+def bce_with_logits(logits, target):
+    """Mean binary cross-entropy of sigmoid(logits) and the constant label
+    ``target``, as softplus(l) - target * l (exact where the sigmoid rounds to
+    0 or 1); F.sigmoid_cross_entropy takes only 0/1 integer labels."""
+    return F.mean(F.softplus(logits) - target * logits)
+
+
+def discriminator_loss(real_logits, fake_logits, ls_epsilon=0.0):
+    """Binary cross-entropy of D on the real batch (labels 1 - eps) and on
+    the fake batch (labels eps), averaged over both batches (eps: label
+    smoothing, 0 by default)."""
+    real_loss = bce_with_logits(real_logits, 1.0 - ls_epsilon)
+    fake_loss = bce_with_logits(fake_logits, ls_epsilon)
+    return 0.5 * (real_loss + fake_loss)
+
+
+def generator_loss(fake_logits):
+    """The non-saturating generator loss -mean(log D(G(z))): the fake
+    images labelled real (1, never smoothed).  Its gradient is strong
+    exactly when D rejects the fakes, early in training, unlike the
+    minimax loss mean(log(1 - D(G(z))))."""
+    return bce_with_logits(fake_logits, 1.0)
+
+
+def discriminator_accuracy(real_logits, fake_logits):
+    """Fraction of both batches on the right side of D(x) = 0.5 (logit 0)."""
+    xp = chainer.backend.get_array_module(real_logits)
+    right = xp.concatenate([real_logits.array > 0, fake_logits.array <= 0])
+    return F.mean(right.astype(np.float32))
+
 
 # ---- Train step ----
-# gan_chainer.make_train_step: one D step on separate real and fake batches
-# (BatchNorm never mixes their statistics), then one G step.
+def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
+    """One iteration: one D update, then one G update, on one z batch.
 
-# ---- Class API ----
-class DCGAN(gan_chainer.GAN):
-    """The DCGAN of the reference document's class API, on NumPy NHWC arrays.
+    1. fake_images = G(z), once (G's BatchNorm uses and tracks the fake batch's statistics);
+    2. D step: D(real_images) and D(fake_images) in two separate batches
+       (BatchNorm never mixes their statistics), the loss averaged over
+       both; no gradient reaches G;
+    3. G step: the updated D judges the same fake_images, labelled real;
+       only G is updated.
+    Returns d_loss, g_loss, d_accuracy, d_real, d_fake (common.gan.FIELDS),
+    measured in the D step except g_loss."""
 
-    DCGAN(name, z_dim=100, img_shape=(28, 28, 1)) builds the networks and
-    their optimizers; train, generate, discriminate, evaluate, generate_z,
-    save_me, change_me and the properties come from gan_chainer.GAN (see
-    there: pixels in [0, 1] or [0, 255] in, [0, 1] out; keyword-only
-    ``seed``, ``lr``, ``device``).  Only the networks and their NCHW layout
-    are this class's own."""
+    def train_step(real_images, z, ls_epsilon):
+        with chainer.using_config("train", True):
+            fake_images = generator(z)
 
-    QUESTION = QUESTION
+            real_logits = discriminator(real_images)
+            fake_logits = discriminator(fake_images.array)         # the array: no gradient reaches G
+            d_loss = discriminator_loss(real_logits, fake_logits, ls_epsilon)
+            discriminator.cleargrads()
+            d_loss.backward()
+            d_optimizer.update()
 
-    @staticmethod
-    def model_info(image_shape, z_dim):
-        return model_info(image_shape, z_dim)
+            # backward also fills D's gradients (Chainer has no per-parameter switch);
+            # d_optimizer is not called, and the next D step clears them: only G is updated
+            g_loss = generator_loss(discriminator(fake_images))
+            generator.cleargrads()
+            g_loss.backward()
+            g_optimizer.update()
 
-    def _make_networks(self, z_dim, img_shape):
-        gan.dcgan_stages(img_shape)                  # a size the network can make, or a UsageError
+        with chainer.no_backprop_mode():
+            values = F.stack([d_loss, g_loss, discriminator_accuracy(real_logits, fake_logits),
+                              F.mean(F.sigmoid(real_logits)), F.mean(F.sigmoid(fake_logits))]).array
+        return dict(zip(gan.FIELDS, chainer.backends.cuda.to_cpu(values).tolist()))   # one device -> host copy
+
+    return train_step
+
+
+class DCGAN(gan.ClassAPI):
+    """The DCGAN of the reference document's class API (the calls: common.gan.ClassAPI),
+    its Chainer half: build, step, forward, save and load weights.  Extras:
+    ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Attributes: ``generator``,
+    ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``."""
+
+    QUESTION, FRAMEWORK, WEIGHTS_SUFFIX = QUESTION, FRAMEWORK, ".npz"
+    model_info = staticmethod(model_info)
+
+    def __init__(self, name, z_dim=gan.Z_DIM, img_shape=(28, 28, 1), *, seed=0, lr=2e-4, device="auto"):
+        self.device = pick_device(device) if device in ("auto", "cpu", "gpu") else device   # or picked
+        super().__init__(name, z_dim, img_shape, seed=seed, lr=lr)
+
+    def _build_networks(self, z_dim, img_shape):
         rng = np.random.RandomState(self._seed % 2**32)
-        generator, discriminator = Generator(z_dim, img_shape, rng), Discriminator(img_shape, rng)
-        return generator.to_device(self.device), discriminator.to_device(self.device)
+        self.generator = Generator(z_dim, img_shape, rng)
+        self.discriminator = Discriminator(img_shape, rng)
+        for network in (self.generator, self.discriminator):
+            network.to_device(self.device)
+        self.g_optimizer = chainer.optimizers.Adam(alpha=self._lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
+                                                   eps=ADAM_EPS).setup(self.generator)
+        self.d_optimizer = chainer.optimizers.Adam(alpha=self._lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
+                                                   eps=ADAM_EPS).setup(self.discriminator)
+        self._train_step = make_train_step(self.generator, self.discriminator, self.g_optimizer, self.d_optimizer)
 
-    def _to_network(self, images):
-        return self.device.send(to_nchw(images))
+    def _step(self, real_images, z, ls_epsilon):
+        return self._train_step(self.device.send(to_nchw(real_images)), self.device.send(z), ls_epsilon)
 
-    def _from_network(self, outputs):
-        return to_nhwc(outputs.array)
+    def _generate_batch(self, z):
+        with chainer.using_config("train", False), chainer.no_backprop_mode():
+            return to_nhwc(self.generator(self.device.send(z)).array)
+
+    def _discriminate_batch(self, images):
+        with chainer.using_config("train", False), chainer.no_backprop_mode():
+            return chainer.backends.cuda.to_cpu(self.discriminator(self.device.send(to_nchw(images))).array)
+
+    def _save_weights(self, g_path, d_path):
+        chainer.serializers.save_npz(str(g_path), self.generator)      # BatchNorm running statistics included
+        chainer.serializers.save_npz(str(d_path), self.discriminator)
+
+    def _read_weights(self, path):
+        with np.load(path, allow_pickle=False) as npz:                  # never unpickle
+            return dict(npz)
+
+    def _load_weights(self, g_state, d_state):
+        chainer.serializers.NpzDeserializer(g_state).load(self.generator)
+        chainer.serializers.NpzDeserializer(d_state).load(self.discriminator)
 
 
 # ---- Train ----
+def save_checkpoint(run, iteration, model, feed, args):
+    def write_files(folder):
+        model.save_me(folder, G_FILE, D_FILE, VAL_FILE)
+        optimizers = chainer.serializers.DictionarySerializer()
+        optimizers["g_optimizer"].save(model.g_optimizer)      # Adam's m, v and step t of each
+        optimizers["d_optimizer"].save(model.d_optimizer)
+        np.savez(folder / OPT_FILE, **optimizers.target)
+        _, key, pos, has_gauss, gauss = np.random.get_state()  # the generator Chainer draws from
+        np.savez(folder / RNG_FILE, key=key, pos=pos, has_gauss=has_gauss, gauss=gauss)
+    run.save_checkpoint(iteration, write_files, {
+        "model": model.model_info(model.img_shape, model.z_dim), "feed": feed.state_dict(),
+        "z_sampler": model.z_sampler.state_dict(), "dataset": args.dataset,
+        "label_smoothing": args.label_smoothing})
+
+
+def load_checkpoint(folder, model):
+    """Weights, optimizers, NumPy's global RNG (data order, noise: meta.json)."""
+    model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
+    with runs.reading(folder / OPT_FILE):   # runs.load_npz never unpickles; a broken file: one line
+        optimizers = chainer.serializers.NpzDeserializer(runs.load_npz(folder / OPT_FILE))
+        optimizers["g_optimizer"].load(model.g_optimizer)
+        optimizers["d_optimizer"].load(model.d_optimizer)
+    rng = runs.load_npz(folder / RNG_FILE)
+    with runs.reading(folder / RNG_FILE):
+        np.random.set_state(("MT19937", rng["key"], int(rng["pos"]), int(rng["has_gauss"]), float(rng["gauss"])))
+
+
 def train(args):
-    gan_chainer.train(args, DCGAN)
+    device = pick_device(args.device)
+    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+    data = load_data(args, "train")
+    image_shape = data.images.shape[1:]
+    cli.seed_everything(args.seed)           # NumPy's global generator, from which Chainer draws
+    feed = batching.Feed(data.images, args.batch_size, args.seed, augment.for_dataset(args.dataset, gan.VALUE_RANGE))
+    model = DCGAN(f"{QUESTION}_{args.dataset}", args.z_dim, image_shape, seed=args.seed, lr=args.lr, device=device)
+    start = 0
+    if args.resume:
+        folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape, args.z_dim))
+        load_checkpoint(folder, model)
+        model.z_sampler.load_state_dict(meta["z_sampler"])
+        feed.load_state_dict(meta["feed"])
+        start = meta["iteration"]
+        if start >= args.iters:
+            print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
+            return
+    run.prepare_training(args, resume=bool(args.resume))
+    with runs.Progress(run, start, args.iters, gan.FIELDS, args.log_every, resume=bool(args.resume)) as progress:
+        for iteration in progress:
+            real_images = feed.next()                      # NHWC in [-1, 1]; the model makes it NCHW
+            losses = model.train_step(real_images, model.generate_z(args.batch_size), args.label_smoothing)
+            progress.log(iteration, losses)
+            if progress.due(iteration, args.sample_every):
+                gan.save_samples(run, iteration, model.generate(model.z_fixed_for_sample))
+            if progress.due(iteration, args.checkpoint_every):
+                save_checkpoint(run, iteration, model, feed, args)
+                gan.plot_training(run)
 
 
 # ---- Test ----
 def test(args):
-    return gan_chainer.test(args, DCGAN)
+    device = pick_device(args.device)
+    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+    data = load_data(args, "test", gan.PIXEL_RANGE)   # pixels in [0, 1], as the class API takes them
+    image_shape = data.images.shape[1:]
+    folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape, args.z_dim))
+    model = DCGAN(QUESTION, args.z_dim, image_shape, seed=args.seed, device=device)
+    model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
+    return gan.report_model_test(run, model, data.images, args.z_dim, args.seed)
 
 
 # ---- Main ----

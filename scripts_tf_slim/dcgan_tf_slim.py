@@ -11,10 +11,10 @@ separate batches.  The depth follows the image size: k stride-2 stages
 with k = 4 for 64x64, 3 for 32x32 (CIFAR-10), 2 for 28x28 (MNIST,
 Fashion-MNIST), widths taken from the top of the lists above
 (common.gan.dcgan_stages).
-The network is wrapped in the class API of the reference document
+The networks are wrapped in the class API of the reference document
 (dcgan_keras_class_api.md): DCGAN(name, z_dim, img_shape) with train,
-generate, discriminate, evaluate, generate_z, save_me, change_me; main()
-uses it.
+generate, discriminate, evaluate, generate_z, save_me, change_me; its
+framework-neutral half is common.gan.ClassAPI, the TF-Slim half is here.
 Framework: TF-Slim (TensorFlow 1-style graph and session through
 tf.compat.v1, NHWC like common/).
 Paper: Radford, Metz & Chintala, "Unsupervised Representation Learning with
@@ -39,18 +39,27 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `common`
-sys.path.insert(0, str(Path(__file__).resolve().parent))      # this folder, for the gan answer
-
-import gan_tf_slim  # noqa: E402  (the losses, the train step, the class API, train and test)
 
 import numpy as np  # noqa: E402
 
-from common import cli, compat, gan  # noqa: E402
+from common import augment, batching, cli, compat, gan, runs  # noqa: E402
+from common.errors import UsageError  # noqa: E402
 
 tf, slim = compat.import_tf_slim()  # tf is tensorflow.compat.v1 (graphs and sessions)
 
 QUESTION = "dcgan"
 FRAMEWORK = "tf_slim"
+
+
+def pick_device(choice):
+    gpu_available = bool(tf.config.list_physical_devices("GPU"))
+    return "/gpu:0" if cli.resolve_device(choice, gpu_available) == "gpu" else "/cpu:0"
+
+
+def make_session(graph):
+    # soft placement: the few ops without a GPU kernel (checkpoint I/O) run on the CPU
+    return tf.Session(graph=graph, config=tf.ConfigProto(allow_soft_placement=True))
+
 
 # ---- Config ----
 # Every framework default that differs between PyTorch, TF-Slim, Keras and
@@ -60,35 +69,39 @@ DENSE_CHANNELS = 256            # G's Dense layer makes a (H/2^k, W/2^k, 256) ma
 G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last one (first k-1 used)
 D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (first k used)
 KERNEL, STRIDE = 5, 2
-PADDING = "SAME"                # TF's 'SAME' for a 5x5 stride-2 convolution of an even size pads
-                                # 1 row/column before, 2 after; the PyTorch and Chainer versions
-                                # emulate exactly this (their symmetric padding=2 differs)
-LEAKY_SLOPE = 0.2               # tf.nn.leaky_relu's default, set explicitly (torch 0.01, Keras 0.3)
+# TF/Keras 'SAME' padding for a 5x5 stride-2 convolution of an even size:
+# 1 row/column before, 2 after, the convention of this question.  A
+# symmetric padding of 2 has the same output shape but other numbers:
+# the PyTorch and Chainer versions pad explicitly.
+PADDING = "SAME"
+LEAKY_SLOPE = 0.2               # LeakyReLU slope, set explicitly: every framework has its own default
 INIT_STD = 0.02                 # weights ~ N(0, 0.02) (DCGAN paper), biases 0, BN gamma 1, beta 0
-                                # (measured at 64x64: Glorot-uniform made no difference to G's early
-                                # collapse; the MLP of the gan question is another story, see there)
-BN_EPS = 1e-5                   # torch default; slim/Keras default 1e-3, Chainer 2e-5.  (TF's fused
-                                # batch norm, which slim uses here, raises eps to at least 1.001e-5:
-                                # a 1e-8 difference, far below float32 noise on these variances)
-BN_DECAY = 0.9                  # slim default 0.999: moving = 0.9 * moving + 0.1 * batch
-                                # (= torch momentum 0.1, Keras momentum 0.9, Chainer decay 0.9); the
-                                # moving variance takes the unbiased batch variance here (fused batch
-                                # norm), in torch and in Chainer, the biased one in Keras 3
+BN_EPS = 1e-5                   # BatchNorm eps, set explicitly: every framework has its own default
+                                # (TF's fused batch norm raises it to 1.001e-5: far below float32 noise)
+BN_DECAY = 0.9                  # BatchNorm running statistics: running = 0.9 * running + 0.1 * batch
+                                # (the running variance takes the unbiased batch variance, except in
+                                # Keras 3, which takes the biased one: a factor n/(n-1), no switch)
 BN_SCALE = True                 # slim's batch_norm has no gamma by default (scale=False)
-# Adam (lr 2e-4, beta1 0.5, beta2 0.999, epsilon 1e-8 set explicitly), the
-# losses, the train step, the checkpoint files and the training loop are
-# those of gan_tf_slim.py, whose class GAN this script's DCGAN extends.
+ADAM_BETAS = (0.5, 0.999)       # beta1 0.5 for G and D
+ADAM_EPS = 1e-8                 # Adam's eps, set explicitly: every framework has its own default
+# File names of a checkpoint (save_me's three files + the optimizers)
+G_FILE, D_FILE, VAL_FILE, OPT_FILE = "generator.npz", "discriminator.npz", "variables.json", "optimizers.ckpt"
 
 
 def parse_args(argv=None):
-    return gan_tf_slim.parse_args(argv, QUESTION, "DCGAN (TF-Slim).")
+    parser = cli.build_parser(QUESTION, FRAMEWORK, "DCGAN (TF-Slim).", dataset="imori", iters=5000, batch_size=64,
+                              lr=2e-4, sample_every=500, checkpoint_every=1000, extra=gan.add_flags)
+    return cli.parse_args(parser, argv)
 
 
 # ---- Data ----
-def to_network(images):
-    """NHWC (common) is TensorFlow's own layout: only float32 and contiguous
-    (the PyTorch version transposes to NCHW here)."""
-    return np.ascontiguousarray(images, dtype=np.float32)
+def load_data(args, split, value_range=gan.VALUE_RANGE):
+    """Images as float32 NHWC in ``value_range`` (common loader, same in every framework)."""
+    return gan.load_images(args, split, value_range)
+
+
+# TensorFlow is NHWC like `common`: the images go in as they are (the PyTorch
+# and Chainer versions transpose them to NCHW and back here).
 
 
 # ---- Model ----
@@ -103,23 +116,24 @@ def init_weights():
     """N(0, 0.02) weights and zero biases, no activation and no normalizer
     unless a layer asks (slim's defaults are activation_fn=relu and a
     Glorot-uniform initializer): the same explicit rule in all four
-    versions.  The draws come from the graph's seed (GAN._build)."""
+    versions.  The draws come from the graph's seed (tf.set_random_seed in
+    DCGAN._build_networks): no rng argument, unlike the other versions."""
     return slim.arg_scope([slim.fully_connected, slim.conv2d, slim.conv2d_transpose],
                           weights_initializer=tf.random_normal_initializer(0.0, INIT_STD),
                           biases_initializer=tf.zeros_initializer(),
                           activation_fn=None, normalizer_fn=None)
 
 
-def batch_norm_args(is_training):
+def batch_norm(x, is_training, scope):
     """BatchNorm with gamma (scale=True) 1, beta 0, eps 1e-5, decay 0.9.
     ``is_training``: normalise with the batch's statistics and put the
     moving-average updates into the UPDATE_OPS collection (the train step
     runs them), or with the moving statistics (inference)."""
-    return slim.arg_scope([slim.batch_norm], decay=BN_DECAY, epsilon=BN_EPS, center=True, scale=BN_SCALE,
-                          param_initializers={"beta": tf.zeros_initializer(), "gamma": tf.ones_initializer(),
-                                              "moving_mean": tf.zeros_initializer(),
-                                              "moving_variance": tf.ones_initializer()},
-                          is_training=is_training, updates_collections=tf.GraphKeys.UPDATE_OPS)
+    return slim.batch_norm(x, decay=BN_DECAY, epsilon=BN_EPS, center=True, scale=BN_SCALE,
+                           param_initializers={"beta": tf.zeros_initializer(), "gamma": tf.ones_initializer(),
+                                               "moving_mean": tf.zeros_initializer(),
+                                               "moving_variance": tf.ones_initializer()},
+                           is_training=is_training, updates_collections=tf.GraphKeys.UPDATE_OPS, scope=scope)
 
 
 def Generator(z, image_shape, is_training=True, reuse=False):
@@ -128,14 +142,14 @@ def Generator(z, image_shape, is_training=True, reuse=False):
     in the other versions (slim would drop them with normalizer_fn)."""
     height, width, channels = image_shape
     k, (h0, w0) = gan.dcgan_stages(image_shape)
-    with tf.variable_scope("generator", reuse=reuse), init_weights(), batch_norm_args(is_training):
+    with tf.variable_scope("generator", reuse=reuse), init_weights():
         x = slim.fully_connected(z, h0 * w0 * DENSE_CHANNELS, scope="dense")           # (N, h0*w0*256)
-        x = tf.nn.relu(slim.batch_norm(x, scope="bn0"))
+        x = tf.nn.relu(batch_norm(x, is_training, "bn0"))
         x = tf.reshape(x, [-1, h0, w0, DENSE_CHANNELS])                                # (N, h0, w0, 256)
-        for i, width in enumerate(G_WIDTHS[:k - 1], start=1):                          # 512, 256, 128 for k = 4
-            x = slim.conv2d_transpose(x, width, KERNEL, stride=STRIDE, padding=PADDING,
-                                      scope=f"deconv{i}")                              # (N, 2h, 2w, width)
-            x = tf.nn.relu(slim.batch_norm(x, scope=f"bn{i}"))
+        for i, features in enumerate(G_WIDTHS[:k - 1], start=1):                       # 512, 256, 128 for k = 4
+            x = slim.conv2d_transpose(x, features, KERNEL, stride=STRIDE, padding=PADDING,
+                                      scope=f"deconv{i}")                              # (N, 2h, 2w, features)
+            x = tf.nn.relu(batch_norm(x, is_training, f"bn{i}"))
         x = slim.conv2d_transpose(x, channels, KERNEL, stride=STRIDE, padding=PADDING,
                                   scope=f"deconv{k}")                                  # (N, H, W, C)
         x = tf.tanh(x)
@@ -166,52 +180,228 @@ def model_info(image_shape, z_dim):
 
 
 # ---- Losses ----
-# Those of gan_tf_slim.py: binary cross-entropy on logits, D's loss averaged
-# over the real and the fake batch (label smoothing optional), G's loss
-# non-saturating.
+def discriminator_loss(real_logits, fake_logits, ls_epsilon=0.0):
+    """Binary cross-entropy of D on the real batch (labels 1 - eps) and on
+    the fake batch (labels eps), averaged over both batches (eps: label
+    smoothing, 0 by default)."""
+    real_loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.ones_like(real_logits) * (1.0 - ls_epsilon), logits=real_logits))
+    fake_loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.ones_like(fake_logits) * ls_epsilon, logits=fake_logits))
+    return 0.5 * (real_loss + fake_loss)
+
+
+def generator_loss(fake_logits):
+    """The non-saturating generator loss -mean(log D(G(z))): the fake
+    images labelled real (1, never smoothed).  Its gradient is strong
+    exactly when D rejects the fakes, early in training, unlike the
+    minimax loss mean(log(1 - D(G(z))))."""
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits),
+                                                                  logits=fake_logits))
+
+
+def discriminator_accuracy(real_logits, fake_logits):
+    """Fraction of both batches on the right side of D(x) = 0.5 (logit 0)."""
+    return tf.reduce_mean(tf.cast(tf.concat([real_logits > 0, fake_logits <= 0], axis=0), tf.float32))
+
 
 # ---- Train step ----
-# gan_tf_slim.make_train_step: one D step on separate real and fake batches
-# (BatchNorm never mixes their statistics), then one G step, and G's
-# BatchNorm moving-average updates, in one sess.run.
+def make_train_step(generator, discriminator, g_optimizer, d_optimizer, real_images, z, ls_epsilon):
+    """Adds one iteration to the graph, once: one D update, then one G
+    update, on one z batch; the returned function runs it as one
+    ``sess.run`` (no graph is built per step).
 
-# ---- Class API ----
-class DCGAN(gan_tf_slim.GAN):
-    """The DCGAN of the reference document's class API, on NumPy NHWC arrays.
+    1. fake_images = G(z), once (G's BatchNorm uses and tracks the fake batch's statistics);
+    2. D step: D(real_images) and D(fake_images) in two separate batches
+       (BatchNorm never mixes their statistics), the loss averaged over
+       both; no gradient reaches G;
+    3. G step: the updated D judges the same fake_images, labelled real;
+       only G is updated.
+    Returns d_loss, g_loss, d_accuracy, d_real, d_fake (common.gan.FIELDS),
+    measured in the D step except g_loss."""
+    fake_images = generator(z, is_training=True)
+    # slim puts BatchNorm's moving-average updates in UPDATE_OPS (G's only: D has
+    # no BatchNorm); they run once, with the step
+    bn_updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
 
-    DCGAN(name, z_dim=100, img_shape=(28, 28, 1)) builds the networks and
-    their optimizers; train, generate, discriminate, evaluate, generate_z,
-    save_me, change_me and the properties come from gan_tf_slim.GAN (see
-    there: pixels in [0, 1] or [0, 255] in, [0, 1] out; keyword-only
-    ``seed``, ``lr``, ``device``).  Only the networks are this class's own
-    (TensorFlow is NHWC like the class API: the layout conversions only
-    cast)."""
+    with tf.name_scope("d_step"):
+        real_logits = discriminator(real_images)
+        fake_logits = discriminator(tf.stop_gradient(fake_images), reuse=True)   # no gradient reaches G
+        d_loss = discriminator_loss(real_logits, fake_logits, ls_epsilon)
+        d_train_op = d_optimizer.minimize(d_loss, var_list=tf.trainable_variables("discriminator/"))
 
-    QUESTION = QUESTION
+    with tf.name_scope("g_step"):
+        with tf.control_dependencies([d_train_op]):   # this D reads D's weights after the update
+            g_loss = generator_loss(discriminator(fake_images, reuse=True))
+        g_train_op = g_optimizer.minimize(g_loss, var_list=tf.trainable_variables("generator/"))
+    train_op = tf.group(d_train_op, g_train_op, *bn_updates)
 
-    @staticmethod
-    def model_info(image_shape, z_dim):
-        return model_info(image_shape, z_dim)
+    values = tf.stack([d_loss, g_loss, discriminator_accuracy(real_logits, fake_logits),
+                       tf.reduce_mean(tf.sigmoid(real_logits)), tf.reduce_mean(tf.sigmoid(fake_logits))])
 
-    def _make_networks(self, z_dim, img_shape):
-        gan.dcgan_stages(img_shape)                  # a size the network can make, or a UsageError
-        return partial(Generator, image_shape=img_shape), partial(Discriminator, image_shape=img_shape)
+    def train_step(sess, real_batch, z_batch, ls_epsilon_value):
+        _, out = sess.run([train_op, values], feed_dict={real_images: real_batch, z: z_batch,
+                                                         ls_epsilon: ls_epsilon_value})
+        return dict(zip(gan.FIELDS, out.tolist()))
 
-    def _to_network(self, images):
-        return to_network(images)
+    return train_step
 
-    def _from_network(self, outputs):
-        return outputs
+
+class DCGAN(gan.ClassAPI):
+    """The DCGAN of the reference document's class API (the calls: common.gan.ClassAPI),
+    its TF-Slim half: build, step, forward, save and load weights.  Extras:
+    ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Attributes: ``generator``,
+    ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``.
+    TF1's own: ``graph``, ``sess``, ``g_variables``, ``d_variables`` (model
+    variables, BatchNorm moving statistics included), ``optimizer_saver``."""
+
+    QUESTION, FRAMEWORK, WEIGHTS_SUFFIX = QUESTION, FRAMEWORK, ".npz"
+    model_info = staticmethod(model_info)
+
+    def __init__(self, name, z_dim=gan.Z_DIM, img_shape=(28, 28, 1), *, seed=0, lr=2e-4, device="auto"):
+        self.device = pick_device(device) if device in ("auto", "cpu", "gpu") else device   # or picked
+        self.sess = None
+        super().__init__(name, z_dim, img_shape, seed=seed, lr=lr)
+
+    def _build_networks(self, z_dim, img_shape):
+        """A new graph and session: placeholders, the train step, the
+        inference outputs, the ops that load weights, the optimizers' Saver;
+        then the graph is finalised (nothing is added while training)."""
+        self.generator = partial(Generator, image_shape=img_shape)
+        self.discriminator = partial(Discriminator, image_shape=img_shape)
+        if self.sess is not None:
+            self.sess.close()
+        self.graph = tf.Graph()
+        with self.graph.as_default(), tf.device(self.device):
+            tf.set_random_seed(self._seed)    # the initial weights
+            real_images = tf.placeholder(tf.float32, (None, *img_shape), name="real_images")
+            z = tf.placeholder(tf.float32, (None, z_dim), name="z")
+            ls_epsilon = tf.placeholder(tf.float32, (), name="ls_epsilon")
+            self.g_optimizer = tf.train.AdamOptimizer(self._lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
+                                                      epsilon=ADAM_EPS, name="g_adam")
+            self.d_optimizer = tf.train.AdamOptimizer(self._lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
+                                                      epsilon=ADAM_EPS, name="d_adam")
+            self._train_step = make_train_step(self.generator, self.discriminator, self.g_optimizer,
+                                               self.d_optimizer, real_images, z, ls_epsilon)
+            # inference mode, on the same variables (reuse=True)
+            self._z = tf.placeholder(tf.float32, (None, z_dim), name="inference_z")
+            self._images = tf.placeholder(tf.float32, (None, *img_shape), name="inference_images")
+            self._fake_images = self.generator(self._z, is_training=False, reuse=True)
+            self._logits = self.discriminator(self._images, reuse=True)
+            # weights, biases, BatchNorm gamma, beta and moving statistics (not Adam's slots)
+            self.g_variables = slim.get_model_variables("generator/")
+            self.d_variables = slim.get_model_variables("discriminator/")
+            self._assign = {}
+            for v in self.g_variables + self.d_variables:
+                value = tf.placeholder(v.dtype.base_dtype, v.shape, name=f"load/{v.op.name}")
+                self._assign[v.op.name] = (value, v.assign(value))
+            self.optimizer_saver = tf.train.Saver(self.g_optimizer.variables() + self.d_optimizer.variables(),
+                                                  max_to_keep=None)
+            init_op = tf.global_variables_initializer()
+        self.graph.finalize()
+        self.sess = make_session(self.graph)
+        self.sess.run(init_op)
+
+    def _step(self, real_images, z, ls_epsilon):
+        return self._train_step(self.sess, real_images, z, ls_epsilon)
+
+    def _generate_batch(self, z):
+        return self.sess.run(self._fake_images, feed_dict={self._z: z})
+
+    def _discriminate_batch(self, images):
+        return self.sess.run(self._logits, feed_dict={self._images: images})
+
+    def _save_weights(self, g_path, d_path):
+        for variables, path in ((self.g_variables, g_path), (self.d_variables, d_path)):
+            values = self.sess.run(variables)
+            with open(path, "wb") as f:     # a file object: np.savez adds no suffix
+                np.savez(f, **{v.op.name: value for v, value in zip(variables, values)})
+
+    def _read_weights(self, path):
+        with np.load(path, allow_pickle=False) as archive:   # never unpickle
+            return {key: archive[key] for key in archive.files}
+
+    def _load_weights(self, g_state, d_state):
+        values = {**g_state, **d_state}
+        wanted = {name: tuple(value.shape) for name, (value, _) in self._assign.items()}
+        got = {key: tuple(value.shape) for key, value in values.items()}
+        if got != wanted:
+            missing, unexpected = sorted(set(wanted) - set(got)), sorted(set(got) - set(wanted))
+            shapes = sorted(k for k in set(got) & set(wanted) if got[k] != wanted[k])
+            raise ValueError(f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}" if unexpected
+                             else f"{shapes[0]} has shape {got[shapes[0]]}, the model {wanted[shapes[0]]}")
+        self.sess.run([op for _, op in self._assign.values()],
+                      feed_dict={value: values[key] for key, (value, _) in self._assign.items()})
 
 
 # ---- Train ----
+def save_checkpoint(run, iteration, model, feed, args):
+    def write_files(folder):
+        model.save_me(folder, G_FILE, D_FILE, VAL_FILE)
+        # TF's own format (optimizers.ckpt.index + .data): both Adams' moments
+        # and beta powers.  No TensorFlow random state to keep: the graph draws
+        # random numbers only for the initial weights.  The Saver works in its
+        # graph: outside one, TF 2 runs eagerly and would not find it.
+        with model.graph.as_default():
+            model.optimizer_saver.save(model.sess, str(folder / OPT_FILE), write_meta_graph=False,
+                                       write_state=False)
+    run.save_checkpoint(iteration, write_files, {
+        "model": model.model_info(model.img_shape, model.z_dim), "feed": feed.state_dict(),
+        "z_sampler": model.z_sampler.state_dict(), "dataset": args.dataset,
+        "label_smoothing": args.label_smoothing})
+
+
+def load_checkpoint(folder, model):
+    """Weights and optimizers (the data order and the noise are in meta.json)."""
+    model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
+    try:
+        with model.graph.as_default():
+            model.optimizer_saver.restore(model.sess, str(folder / OPT_FILE))
+    except (tf.errors.OpError, ValueError):
+        raise UsageError(f"{folder / OPT_FILE} is not a TF checkpoint of this model's optimizers") from None
+
+
 def train(args):
-    gan_tf_slim.train(args, DCGAN)
+    device = pick_device(args.device)
+    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+    data = load_data(args, "train")
+    image_shape = data.images.shape[1:]
+    cli.seed_everything(args.seed)           # TF's graph seed is set by the model (tf.set_random_seed)
+    feed = batching.Feed(data.images, args.batch_size, args.seed, augment.for_dataset(args.dataset, gan.VALUE_RANGE))
+    model = DCGAN(f"{QUESTION}_{args.dataset}", args.z_dim, image_shape, seed=args.seed, lr=args.lr, device=device)
+    start = 0
+    if args.resume:
+        folder, meta = run.load_checkpoint_meta(args.resume, model_info(image_shape, args.z_dim))
+        load_checkpoint(folder, model)
+        model.z_sampler.load_state_dict(meta["z_sampler"])
+        feed.load_state_dict(meta["feed"])
+        start = meta["iteration"]
+        if start >= args.iters:
+            print(f"checkpoint {folder.name} is already at iteration {start} >= --iters {args.iters}")
+            return
+    run.prepare_training(args, resume=bool(args.resume))
+    with runs.Progress(run, start, args.iters, gan.FIELDS, args.log_every, resume=bool(args.resume)) as progress:
+        for iteration in progress:
+            real_images = feed.next()                      # NHWC in [-1, 1], TensorFlow's own layout
+            losses = model.train_step(real_images, model.generate_z(args.batch_size), args.label_smoothing)
+            progress.log(iteration, losses)
+            if progress.due(iteration, args.sample_every):
+                gan.save_samples(run, iteration, model.generate(model.z_fixed_for_sample))
+            if progress.due(iteration, args.checkpoint_every):
+                save_checkpoint(run, iteration, model, feed, args)
+                gan.plot_training(run)
 
 
 # ---- Test ----
 def test(args):
-    return gan_tf_slim.test(args, DCGAN)
+    device = pick_device(args.device)
+    run = runs.Run(QUESTION, FRAMEWORK, args.out_dir)
+    data = load_data(args, "test", gan.PIXEL_RANGE)   # pixels in [0, 1], as the class API takes them
+    image_shape = data.images.shape[1:]
+    folder, _ = run.load_checkpoint_meta(args.checkpoint, model_info(image_shape, args.z_dim))
+    model = DCGAN(QUESTION, args.z_dim, image_shape, seed=args.seed, device=device)
+    model.change_me(folder, G_FILE, D_FILE, VAL_FILE)
+    return gan.report_model_test(run, model, data.images, args.z_dim, args.seed)
 
 
 # ---- Main ----

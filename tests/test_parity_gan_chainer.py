@@ -172,7 +172,7 @@ def test_same_networks_and_outputs(question, image_shape):
     chainer_script, torch_script = load_script(question, "chainer"), load_script(question, "pytorch")
     for link in chainer_layers(ch.generator):
         if type(link).__name__ == "BatchNormalization":
-            assert link.eps == torch_script.BN_EPS and link.decay == 1 - torch_script.BN_MOMENTUM
+            assert link.eps == torch_script.BN_EPS and link.decay == torch_script.BN_DECAY == chainer_script.BN_DECAY
             assert (link.gamma.array == 1).all() and not link.beta.array.any()
     assert chainer_script.LEAKY_SLOPE == torch_script.LEAKY_SLOPE == 0.2
 

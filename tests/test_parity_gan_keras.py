@@ -93,7 +93,7 @@ def realistic_batchnorm(pt_model, z, rng):
     with torch.no_grad():
         pt_model.generator(torch.from_numpy(z))
     for m in bns:
-        m.momentum = load_script("dcgan", "pytorch").BN_MOMENTUM
+        m.momentum = 1 - load_script("dcgan", "pytorch").BN_DECAY   # torch momentum = 1 - decay
 
 
 @pytest.fixture(params=CASES, ids=IDS)
