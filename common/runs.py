@@ -1,4 +1,4 @@
-"""Run folders, metrics.csv, checkpoints and the shared training loop.
+"""Run folders, metrics.csv, checkpoints and the training loop's helper (Progress).
 
 Layout of one run (``out/<question>/<framework>/`` unless ``--out-dir``)::
 
@@ -425,67 +425,3 @@ class Progress:
     def due(self, iteration, every):
         """True every ``every`` iterations (0: never) and at the last one."""
         return bool(every and iteration % every == 0) or iteration == self.iters
-
-
-def train_loop(run, *, start, iters, step, fields, on_sample, on_checkpoint,
-               sample_every, checkpoint_every, log_every, resume_at=None, curves=None,
-               desc=None):
-    """The training loop shared by every answer script.
-
-    ``step(iteration)`` runs one training iteration in the framework and
-    returns a dict of floats (the names in ``fields``).  Rows go to
-    metrics.csv every ``log_every`` iterations (plus seconds per iteration),
-    ``on_sample(it)`` and ``on_checkpoint(it)`` run every ``sample_every`` /
-    ``checkpoint_every`` iterations and after the last one.  A NaN or
-    infinite loss stops training with ``TrainingError``; the last good
-    checkpoint stays.  ``curves`` (a list of metric names) are plotted to
-    curves.png at each checkpoint."""
-    from common.pictures import plot_curves  # matplotlib only when training
-
-    log = MetricsLog(run.metrics_path, [*fields, "sec_per_iter"], resume_at=resume_at)
-    bar = tqdm(total=iters, initial=start, desc=desc or f"{run.question} {run.framework}",
-               unit="it", dynamic_ncols=True, mininterval=0.5)
-    values = {}
-    try:
-        for it in range(start + 1, iters + 1):
-            t0 = time.perf_counter()
-            values = step(it)
-            seconds = time.perf_counter() - t0
-            _maybe_kill(KILL_IN_STEP, it)
-            bad = [k for k, v in values.items() if not math.isfinite(float(v))]
-            if bad:
-                if run.replaced.is_dir():
-                    kept = f"nothing of this run was saved; the previous run in {run.root} is kept"
-                else:
-                    kept = f"last good checkpoint: {run.latest_checkpoint() or 'none'}"
-                raise TrainingError(f"{', '.join(bad)} became {values[bad[0]]} at iteration {it}; "
-                                    f"stopped ({kept}); try a smaller --lr")
-            bar.update(1)
-            bar.set_postfix({k: f"{float(v):.4g}" for k, v in values.items()}, refresh=False)
-            last_it = it == iters
-            if it % log_every == 0 or last_it:
-                log.log(it, {**values, "sec_per_iter": seconds})
-            if (sample_every and it % sample_every == 0) or last_it:
-                on_sample(it)
-            if (checkpoint_every and it % checkpoint_every == 0) or last_it:
-                on_checkpoint(it)
-                if curves:
-                    plot_curves(run.metrics_path, run.root / "curves.png", curves, logy=True,
-                                title=f"{run.question} ({run.framework})")
-    except BaseException:
-        # stopped before its first checkpoint (NaN, Ctrl-C, an error): a fresh
-        # run gives the folder back to the previous run it was replacing
-        run.restore_replaced()
-        raise
-    finally:
-        bar.close()
-    return values
-
-
-def report_test(lines, path=None):
-    """Print the test summary lines and, if ``path``, save them as JSON-free
-    text next to the test pictures."""
-    text = "\n".join(lines)
-    print(text)
-    if path is not None:
-        atomic_write_text(path, text + "\n")

@@ -232,17 +232,16 @@ def test_metrics_log_drops_rows_after_the_resumed_checkpoint(tmp_path):
     assert [int(line.split(",")[0]) for line in lines[1:]] == [1, 2, 3, 4, 5, 6]
 
 
-def test_train_loop_stops_on_nan_and_keeps_last_checkpoint(tmp_path):
+def test_progress_stops_on_nan_and_keeps_last_checkpoint(tmp_path):
     run = runs.Run("ae", "pytorch", tmp_path)
     run.checkpoints.mkdir(parents=True)
     saved = []
-
-    def step(it):
-        return {"loss": float("nan") if it == 4 else 1.0}
     with pytest.raises(runs.TrainingError, match="iteration 4"):
-        runs.train_loop(run, start=0, iters=10, step=step, fields=["loss"], on_sample=lambda it: None,
-                        on_checkpoint=lambda it: saved.append(it), sample_every=0, checkpoint_every=2,
-                        log_every=1)
+        with runs.Progress(run, 0, 10, ["loss"], 1, resume=False) as progress:
+            for iteration in progress:
+                progress.log(iteration, {"loss": float("nan") if iteration == 4 else 1.0})
+                if progress.due(iteration, 2):
+                    saved.append(iteration)
     assert saved == [2]
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 3
