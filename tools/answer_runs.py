@@ -37,9 +37,10 @@ def read_json(path):
         return None
 
 
-def train_seconds(path):
+def train_seconds(path, digits=1):
     """The training time in metrics.csv (each row's seconds per iteration times
-    the iterations since the row before), which spans a resumed run's parts."""
+    the iterations since the row before), which spans a resumed run's parts;
+    rounded to ``digits`` (None: not rounded)."""
     if not Path(path).exists():
         return None
     total, last = 0.0, 0
@@ -48,7 +49,7 @@ def train_seconds(path):
             iteration = int(row["iteration"])
             total += float(row["sec_per_iter"]) * (iteration - last)
             last = iteration
-    return round(total, 1)
+    return total if digits is None else round(total, digits)
 
 
 def last_logged(path):
@@ -171,7 +172,7 @@ def inspect_run(state, pictures, entry, depends_on=None):
     state.checkpoint = latest.get("iteration") if meta.is_file() else None
     state.logged = last_logged(run_dir / "metrics.csv")
     try:
-        state.seconds = train_seconds(run_dir / "metrics.csv")
+        state.seconds = train_seconds(run_dir / "metrics.csv", digits=None)   # a short run's 0.04 s is not 0
     except (OSError, ValueError, KeyError, TypeError):   # a damaged file: the script will say more
         state.seconds = None
     state.busy = busy_pids(run_dir)

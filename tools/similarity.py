@@ -55,8 +55,12 @@ def folded_lines(path, framework):
 
 def share(question, a, b):
     """Identical-line share (0-100) of ``question``'s versions in frameworks a and b."""
-    lines_a = folded_lines(ROOT / f"scripts_{a}" / f"{question}_{a}.py", a)
-    lines_b = folded_lines(ROOT / f"scripts_{b}" / f"{question}_{b}.py", b)
+    return line_share(folded_lines(ROOT / f"scripts_{a}" / f"{question}_{a}.py", a),
+                      folded_lines(ROOT / f"scripts_{b}" / f"{question}_{b}.py", b))
+
+
+def line_share(lines_a, lines_b):
+    """2 x lines in matching blocks / all lines, in percent."""
     return 100.0 * difflib.SequenceMatcher(None, lines_a, lines_b, autojunk=False).ratio()
 
 
