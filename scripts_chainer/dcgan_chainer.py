@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import numpy as np  # noqa: E402
 
-from common import augment, batching, cli, compat, gan, runs  # noqa: E402
+from common import augment, batching, cli, compat, gan, numpy_rng, runs  # noqa: E402
 
 chainer = compat.import_chainer()  # Chainer 7.8.1 needs a shim to import on this stack
 import chainer.functions as F  # noqa: E402
@@ -344,8 +344,7 @@ def save_checkpoint(run, iteration, model, feed, args):
         optimizers["g_optimizer"].save(model.g_optimizer)      # Adam's m, v and step t of each
         optimizers["d_optimizer"].save(model.d_optimizer)
         np.savez(folder / OPT_FILE, **optimizers.target)
-        _, key, pos, has_gauss, gauss = np.random.get_state()  # the generator Chainer draws from
-        np.savez(folder / RNG_FILE, key=key, pos=pos, has_gauss=has_gauss, gauss=gauss)
+        numpy_rng.save(folder / RNG_FILE)                      # the generator Chainer draws from
     run.save_checkpoint(iteration, write_files, {
         "model": model.model_info(model.img_shape, model.z_dim), "feed": feed.state_dict(),
         "z_sampler": model.z_sampler.state_dict(), "dataset": args.dataset,
@@ -359,9 +358,7 @@ def load_checkpoint(folder, model):
         optimizers = chainer.serializers.NpzDeserializer(runs.load_npz(folder / OPT_FILE))
         optimizers["g_optimizer"].load(model.g_optimizer)
         optimizers["d_optimizer"].load(model.d_optimizer)
-    rng = runs.load_npz(folder / RNG_FILE)
-    with runs.reading(folder / RNG_FILE):
-        np.random.set_state(("MT19937", rng["key"], int(rng["pos"]), int(rng["has_gauss"]), float(rng["gauss"])))
+    numpy_rng.load(folder / RNG_FILE)
 
 
 def train(args):

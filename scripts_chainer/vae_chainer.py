@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import numpy as np  # noqa: E402
 
-from common import augment, batching, cli, compat, latent, pictures, recon, runs  # noqa: E402
+from common import augment, batching, cli, compat, latent, numpy_rng, pictures, recon, runs  # noqa: E402
 
 chainer = compat.import_chainer()  # Chainer 7.8.1 needs a shim to import on this stack
 import chainer.functions as F  # noqa: E402
@@ -227,8 +227,7 @@ def save_checkpoint(run, iteration, model, optimizer, feed, eps_rng, image_shape
     def write_files(folder):
         chainer.serializers.save_npz(str(folder / "model.npz"), model)
         chainer.serializers.save_npz(str(folder / "optimizer.npz"), optimizer)  # Adam's m, v and step t
-        _, key, pos, has_gauss, gauss = np.random.get_state()  # the generator Chainer draws from
-        np.savez(folder / "numpy_rng.npz", key=key, pos=pos, has_gauss=has_gauss, gauss=gauss)
+        numpy_rng.save(folder / "numpy_rng.npz")                               # the generator Chainer draws from
     run.save_checkpoint(iteration, write_files, {"model": model_info(image_shape, latent_dim),
                                                  "feed": feed.state_dict(), "dataset": dataset,
                                                  "eps_rng": eps_rng.bit_generator.state})
@@ -243,10 +242,7 @@ def load_checkpoint(folder, model, optimizer=None):
     if optimizer is not None:
         with runs.reading(folder / "optimizer.npz"):
             chainer.serializers.NpzDeserializer(runs.load_npz(folder / "optimizer.npz")).load(optimizer)
-        rng = runs.load_npz(folder / "numpy_rng.npz")
-        with runs.reading(folder / "numpy_rng.npz"):
-            np.random.set_state(("MT19937", rng["key"], int(rng["pos"]), int(rng["has_gauss"]),
-                                 float(rng["gauss"])))
+        numpy_rng.load(folder / "numpy_rng.npz")
 
 
 # ---- Train ----
