@@ -36,7 +36,7 @@ from common.errors import UsageError  # noqa: E402
 
 __all__ = [
     "to_uint8", "make_grid", "save_grid", "save_pairs", "save_image",
-    "read_metrics", "plot_curves", "save_scatter",
+    "read_metrics", "plot_curves", "read_image", "pick_rows", "save_progress", "save_scatter",
     "lerp", "slerp", "great_circle", "save_strip", "save_gif", "save_table",
 ]
 
@@ -366,17 +366,21 @@ def _moving_average(y, window):
 
 
 def plot_curves(csv_path, path, columns, x="iteration", title=None, ylabel=None,
-                logy=False, smooth=0):
+                logy=False, smooth=0, labels=None, ylim=None, hline=None):
     """Line plot of ``columns`` of a metrics CSV against column ``x``.
 
     Rows where a column is empty are skipped for that column.  With
-    ``smooth`` > 1 the raw curve is drawn faded under its trailing moving
-    average of that many points.
+    ``smooth`` > 1 a curve longer than that is drawn faded under its
+    trailing moving average of that many rows; a short unsmoothed curve
+    gets a marker at each point.  ``labels`` names the columns in the
+    legend (default: the column names); ``ylim`` fixes the y range and
+    ``hline`` draws a dashed reference line (e.g. 0.5 for probabilities).
     """
     data = read_metrics(csv_path)
     if isinstance(columns, str):
         columns = [columns]
     columns = list(columns)
+    labels = list(labels) if labels is not None else columns
     missing = [c for c in [x] + columns if c not in data]
     if missing:
         raise UsageError(f"{csv_path}: no column {', '.join(map(repr, missing))} "
@@ -387,19 +391,23 @@ def plot_curves(csv_path, path, columns, x="iteration", title=None, ylabel=None,
     fig = Figure(figsize=(6.4, 4.0), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
     smooth = int(smooth or 0)
-    for k, name in enumerate(columns):
+    for k, (name, label) in enumerate(zip(columns, labels)):
         xs, ys = data[x], data[name]
         ok = np.isfinite(xs) & np.isfinite(ys)
         if logy:
             ok &= ys > 0
         xs, ys = xs[ok], ys[ok]
         color = f"C{k % 10}"
-        if smooth > 1 and len(ys) > 1:
+        if smooth > 1 and len(ys) > smooth:
             ax.plot(xs, ys, color=color, alpha=0.25, linewidth=1)
             ax.plot(xs, _moving_average(ys, smooth), color=color, linewidth=1.5,
-                    label=f"{name} (mean of {smooth})")
+                    label=f"{label} (mean of {smooth} rows)")
         else:
-            ax.plot(xs, ys, color=color, linewidth=1.5, label=name)
+            ax.plot(xs, ys, color=color, linewidth=1.5, marker="." if len(ys) < 20 else None, label=label)
+    if hline is not None:
+        ax.axhline(hline, color="0.5", linewidth=0.8, linestyle="--")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(x)
@@ -410,6 +418,55 @@ def plot_curves(csv_path, path, columns, x="iteration", title=None, ylabel=None,
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=9)
     return _save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# Progress pictures: rows saved during training, assembled into one picture
+# ---------------------------------------------------------------------------
+
+def read_image(path):
+    """A PNG/JPEG as an HWC uint8 array (RGB, or one channel for a grey
+    picture), or None when the file is missing or cannot be decoded."""
+    data = np.fromfile(str(path), np.uint8) if Path(path).is_file() else np.zeros(0, np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        return None
+    if img.ndim == 2:
+        return img[..., None]
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+def pick_rows(keys, limit):
+    """At most ``limit`` of the sorted ``keys``, evenly spread, always with
+    the first and the last."""
+    keys = sorted(keys)
+    if len(keys) <= limit:
+        return keys
+    idx = np.unique(np.round(np.linspace(0, len(keys) - 1, limit)).astype(int))
+    return [keys[i] for i in idx]
+
+
+def save_progress(row_dir, path, columns, image_shape, upto=None, limit=10, scale=1, title=None):
+    """One picture of how training went: ``row_dir`` holds rows
+    ``iter_NNNNNN.png``, each ``columns`` images of ``image_shape`` (H, W, C)
+    side by side as raw pixels; the rows up to iteration ``upto`` (all if
+    None), at most ``limit`` evenly spread ones including the first and the
+    last, become the labelled rows of ``path``.  Rows that cannot be read or
+    have another size are skipped.  Returns the path, or None without rows."""
+    h, w, c = (int(v) for v in image_shape)
+    rows = {}
+    for row_path in Path(row_dir).glob("iter_*.png"):
+        iteration = int(row_path.stem.split("_")[1])
+        if upto is not None and iteration > upto:
+            continue
+        img = read_image(row_path)
+        if img is not None and img.shape == (h, w * columns, c):
+            rows[iteration] = img.reshape(h, columns, w, c).transpose(1, 0, 2, 3)
+    chosen = pick_rows(rows, limit)
+    if not chosen:
+        return None
+    return save_strip(np.stack([rows[it] for it in chosen]), path, scale=scale,
+                      rows_labels=[f"iteration {it}" for it in chosen], title=title)
 
 
 # ---------------------------------------------------------------------------

@@ -63,6 +63,18 @@ def atomic_write_text(path, text):
     return path
 
 
+def atomic_save_npy(path, array):
+    """``np.save`` through a temporary file and a rename (no pickles)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.save(f, np.asarray(array), allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
 def atomic_write_json(path, obj):
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 

@@ -14,7 +14,7 @@ Fashion-MNIST), widths taken from the top of the lists above
 The networks are wrapped in the class API of the reference document
 (dcgan_keras_class_api.md): DCGAN(name, z_dim, img_shape) with train,
 generate, discriminate, evaluate, generate_z, save_me, change_me; its
-framework-neutral half is common.gan.ClassAPI, the Chainer half is here.
+framework-neutral half is common.class_api.ClassAPI, the Chainer half is here.
 Framework: Chainer (NCHW inside; the class API and common/ speak NHWC).
 Paper: Radford, Metz & Chintala, "Unsupervised Representation Learning with
 Deep Convolutional Generative Adversarial Networks", ICLR 2016
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import numpy as np  # noqa: E402
 
-from common import augment, batching, cli, compat, gan, numpy_rng, runs  # noqa: E402
+from common import augment, batching, class_api, cli, compat, gan, numpy_rng, runs  # noqa: E402
 
 chainer = compat.import_chainer()  # Chainer 7.8.1 needs a shim to import on this stack
 import chainer.functions as F  # noqa: E402
@@ -287,8 +287,8 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
     return train_step
 
 
-class DCGAN(gan.ClassAPI):
-    """The DCGAN of the reference document's class API (the calls: common.gan.ClassAPI),
+class DCGAN(class_api.ClassAPI):
+    """The DCGAN of the reference document's class API (the calls: common.class_api.ClassAPI),
     its Chainer half: build, step, forward, save and load weights.  Extras:
     ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Attributes: ``generator``,
     ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``."""

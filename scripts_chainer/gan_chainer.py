@@ -10,7 +10,7 @@ the fake images in separate batches.
 The networks are wrapped in the same class API as the DCGAN
 (dcgan_keras_class_api.md): GAN(name, z_dim, img_shape) with train,
 generate, discriminate, evaluate, generate_z, save_me, change_me; its
-framework-neutral half is common.gan.ClassAPI.
+framework-neutral half is common.class_api.ClassAPI.
 Framework: Chainer 7, an explicit loop with optimizer.update() (the MLPs
 see the pixels as one NHWC-ordered vector).
 Paper: Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import numpy as np  # noqa: E402
 
-from common import augment, batching, cli, compat, gan, numpy_rng, runs  # noqa: E402
+from common import augment, batching, class_api, cli, compat, gan, numpy_rng, runs  # noqa: E402
 
 chainer = compat.import_chainer()  # Chainer 7.8.1 needs a shim to import on this stack
 import chainer.functions as F  # noqa: E402
@@ -213,8 +213,8 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
     return train_step
 
 
-class GAN(gan.ClassAPI):
-    """The GAN in the DCGAN's class API (the calls: common.gan.ClassAPI),
+class GAN(class_api.ClassAPI):
+    """The GAN in the DCGAN's class API (the calls: common.class_api.ClassAPI),
     its Chainer half: build, step, forward, save and load weights.  Extras:
     ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Attributes: ``generator``,
     ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``."""

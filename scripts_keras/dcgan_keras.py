@@ -14,7 +14,7 @@ Fashion-MNIST), widths taken from the top of the lists above
 The networks are wrapped in the class API of the reference document
 (dcgan_keras_class_api.md): DCGAN(name, z_dim, img_shape) with train,
 generate, discriminate, evaluate, generate_z, save_me, change_me; its
-framework-neutral half is common.gan.ClassAPI, the Keras half is here.
+framework-neutral half is common.class_api.ClassAPI, the Keras half is here.
 Framework: Keras 3 on the TensorFlow backend (NHWC, like the class API and common/).
 Paper: Radford, Metz & Chintala, "Unsupervised Representation Learning with
 Deep Convolutional Generative Adversarial Networks", ICLR 2016
@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 import h5py  # noqa: E402  (Keras' weights files are HDF5: change_me checks them before loading)
 import numpy as np  # noqa: E402
 
-from common import augment, batching, cli, compat, gan, runs  # noqa: E402
+from common import augment, batching, class_api, cli, compat, gan, runs  # noqa: E402
 from common.errors import UsageError  # noqa: E402
 
 keras = compat.import_keras()  # Keras 3, TensorFlow backend, quiet TF start-up
@@ -251,8 +251,8 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer, jit_comp
     return train_step
 
 
-class DCGAN(gan.ClassAPI):
-    """The DCGAN of the reference document's class API (the calls: common.gan.ClassAPI),
+class DCGAN(class_api.ClassAPI):
+    """The DCGAN of the reference document's class API (the calls: common.class_api.ClassAPI),
     its Keras half: build, step, forward, save and load weights.  Extras:
     ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Attributes: ``generator``,
     ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``."""

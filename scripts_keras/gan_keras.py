@@ -10,7 +10,7 @@ the fake images in separate batches.
 The networks are wrapped in the same class API as the DCGAN
 (dcgan_keras_class_api.md): GAN(name, z_dim, img_shape) with train,
 generate, discriminate, evaluate, generate_z, save_me, change_me; its
-framework-neutral half is common.gan.ClassAPI.
+framework-neutral half is common.class_api.ClassAPI.
 Framework: Keras 3 on the TensorFlow backend (the MLPs see the pixels as
 one NHWC-ordered vector).
 Paper: Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 import h5py  # noqa: E402  (Keras' weights files are HDF5: change_me checks them before loading)
 import numpy as np  # noqa: E402
 
-from common import augment, batching, cli, compat, gan, runs  # noqa: E402
+from common import augment, batching, class_api, cli, compat, gan, runs  # noqa: E402
 from common.errors import UsageError  # noqa: E402
 
 keras = compat.import_keras()  # Keras 3, TensorFlow backend, quiet TF start-up
@@ -230,8 +230,8 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer, jit_comp
     return train_step
 
 
-class GAN(gan.ClassAPI):
-    """The GAN in the DCGAN's class API (the calls: common.gan.ClassAPI),
+class GAN(class_api.ClassAPI):
+    """The GAN in the DCGAN's class API (the calls: common.class_api.ClassAPI),
     its Keras half: build, step, forward, save and load weights.  Extras:
     ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Attributes: ``generator``,
     ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``."""

@@ -14,7 +14,7 @@ Fashion-MNIST), widths taken from the top of the lists above
 The networks are wrapped in the class API of the reference document
 (dcgan_keras_class_api.md): DCGAN(name, z_dim, img_shape) with train,
 generate, discriminate, evaluate, generate_z, save_me, change_me; its
-framework-neutral half is common.gan.ClassAPI, the PyTorch half is here.
+framework-neutral half is common.class_api.ClassAPI, the PyTorch half is here.
 Framework: PyTorch (NCHW inside; the class API and common/ speak NHWC).
 Paper: Radford, Metz & Chintala, "Unsupervised Representation Learning with
 Deep Convolutional Generative Adversarial Networks", ICLR 2016
@@ -43,7 +43,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from common import augment, batching, cli, gan, runs  # noqa: E402
+from common import augment, batching, class_api, cli, gan, runs  # noqa: E402
 
 QUESTION = "dcgan"
 FRAMEWORK = "pytorch"
@@ -278,8 +278,8 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
     return train_step
 
 
-class DCGAN(gan.ClassAPI):
-    """The DCGAN of the reference document's class API (the calls: common.gan.ClassAPI),
+class DCGAN(class_api.ClassAPI):
+    """The DCGAN of the reference document's class API (the calls: common.class_api.ClassAPI),
     its PyTorch half: build, step, forward, save and load weights.  Extras:
     ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Attributes: ``generator``,
     ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``."""

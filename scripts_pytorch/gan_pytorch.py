@@ -10,7 +10,7 @@ the fake images in separate batches.
 The networks are wrapped in the same class API as the DCGAN
 (dcgan_keras_class_api.md): GAN(name, z_dim, img_shape) with train,
 generate, discriminate, evaluate, generate_z, save_me, change_me; its
-framework-neutral half is common.gan.ClassAPI.
+framework-neutral half is common.class_api.ClassAPI.
 Framework: PyTorch (the MLPs see the pixels as one NHWC-ordered vector).
 Paper: Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014
 (arXiv:1406.2661); the non-saturating generator loss is its section 3.
@@ -36,7 +36,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from common import augment, batching, cli, gan, runs  # noqa: E402
+from common import augment, batching, class_api, cli, gan, runs  # noqa: E402
 
 QUESTION = "gan"
 FRAMEWORK = "pytorch"
@@ -200,8 +200,8 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
     return train_step
 
 
-class GAN(gan.ClassAPI):
-    """The GAN in the DCGAN's class API (the calls: common.gan.ClassAPI),
+class GAN(class_api.ClassAPI):
+    """The GAN in the DCGAN's class API (the calls: common.class_api.ClassAPI),
     its PyTorch half: build, step, forward, save and load weights.  Extras:
     ``seed``, ``lr``, ``device`` ('auto', 'cpu', 'gpu').  Attributes: ``generator``,
     ``discriminator``, ``g_optimizer``, ``d_optimizer``, ``z_sampler``."""

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common import gan
+from common import class_api, gan
 from common.errors import UsageError
 from tests.answers import expect_usage_error, read_rows, run_in_process, run_program
 from tests.conftest import load_script
@@ -58,6 +58,9 @@ def check_test_pictures(test_dir):
     strip = read_picture(test_dir / "interpolation.png")
     assert strip.shape[1] > 3 * strip.shape[0]                            # 2 rows of 10 steps
     assert gif_frames(test_dir / "morph.gif") > 1
+    scored = np.load(test_dir / "samples.npy", allow_pickle=False)           # what tools/score_digits.py reads
+    assert scored.dtype == np.uint8 and scored.shape[0] == gan.SCORED_COUNT and scored.ndim == 4
+    assert len(np.unique(scored.reshape(len(scored), -1), axis=0)) == len(scored)   # 1000 different images
     return json.loads((test_dir / "metrics.json").read_text())
 
 
@@ -243,7 +246,7 @@ def test_class_api(question, framework, tmp_path, capsys):
 
     result = model.train(imgs_255, epochs=1, batch_size=8, ls_epsilon=0.1, sample_img_interval=1,
                          sample_dir=tmp_path / "samples")
-    assert set(result) == set(gan.RESULT_KEYS)
+    assert set(result) == set(class_api.RESULT_KEYS)
     assert (result["name"], result["epochs"], result["batch_size"], result["ls_epsilon"]) == ("renamed", 1, 8, 0.1)
     for key in ("d_loss_epochs", "d_accuracy_epochs", "d_acuracy_epochs", "g_loss_epochs", "probs_real_epochs",
                 "probs_fake_epochs", "processing_time_epochs"):

@@ -254,12 +254,12 @@ def test_atomic_json_leaves_no_temp_files(tmp_path):
 
 
 def test_gan_file_names_always_end_in_the_framework_suffix():
-    from common import gan
-    assert gan.file_names("m", "", "", "", ".pt") == ("m_g.pt", "m_d.pt", "m_val.json")
+    from common import class_api
+    assert class_api.file_names("m", "", "", "", ".pt") == ("m_g.pt", "m_d.pt", "m_val.json")
     # a dot in the model name is not a suffix
-    assert gan.file_names("dcgan_0.1", "", "", "", ".weights.h5") == (
+    assert class_api.file_names("dcgan_0.1", "", "", "", ".weights.h5") == (
         "dcgan_0.1_g.weights.h5", "dcgan_0.1_d.weights.h5", "dcgan_0.1_val.json")
-    assert gan.file_names("m", "g.weights.h5", "d", "v.json", ".weights.h5") == ("g.weights.h5", "d.weights.h5",
+    assert class_api.file_names("m", "g.weights.h5", "d", "v.json", ".weights.h5") == ("g.weights.h5", "d.weights.h5",
                                                                                    "v.json")
 
 
