@@ -56,8 +56,12 @@ $(STAMP): requirements.txt constraints.txt build-constraints.txt $(if $(VENV_STA
 run: $(STAMP)
 	$(PY) scripts_pytorch/convae_pytorch.py --train --test
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist); every test is
+# single-threaded (OMP_NUM_THREADS=1, tests/conftest.py), so 2 workers keep
+# 2 cores busy.  `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # Re-make every committed answer picture of the README (slow: all scripts).
 answers: $(STAMP)

@@ -179,14 +179,26 @@ def dcgan_stages(image_shape):
 
     k is the largest number up to MAX_STAGES (4) for which H and W divide by
     2^k and the first map keeps at least MIN_START (4) pixels a side:
-    64x64 -> k = 4 (4x4), 32x32 -> 3 (4x4), 28x28 -> 2 (7x7).  A script
-    takes its first k widths from the top of the question's table."""
+    64x64 -> k = 4 (4x4), 32x32 -> 3 (4x4), 28x28 -> 2 (7x7).  The widths
+    of the k stages: ``dcgan_widths``."""
     h, w = int(image_shape[0]), int(image_shape[1])
     for k in range(MAX_STAGES, 0, -1):
         if h % 2 ** k == 0 and w % 2 ** k == 0 and min(h, w) // 2 ** k >= MIN_START:
             return k, (h // 2 ** k, w // 2 ** k)
     raise UsageError(f"the DCGAN needs an image size divisible by 2 with at least {2 * MIN_START} pixels "
                      f"a side, got {h}x{w}")
+
+
+def dcgan_widths(k, g_widths, d_widths):
+    """The widths of a k-stage DCGAN from the question's lists for k =
+    MAX_STAGES: G's k - 1 transposed convolutions before the last one take
+    the *last* k - 1 of ``g_widths`` (the widths nearest the output, as small
+    DCGANs have them: 28x28 -> Dense(7x7x256), 128, C), D's k convolutions
+    the *first* k of ``d_widths``.  Taking G's from the top instead would put
+    a 512-channel 5x5 layer at 14x14 into the 28x28 generator, as costly as
+    the whole 64x64 network."""
+    g_widths, d_widths = tuple(g_widths), tuple(d_widths)
+    return g_widths[len(g_widths) - (k - 1):] if k > 1 else (), d_widths[:k]
 
 
 # ---------------------------------------------------------------------------

@@ -9,8 +9,8 @@ non-saturating generator loss, Adam lr 2e-4, beta1 0.5, batch 64, 5000
 iterations; the discriminator sees the real and the fake images in
 separate batches.  The depth follows the image size: k stride-2 stages
 with k = 4 for 64x64, 3 for 32x32 (CIFAR-10), 2 for 28x28 (MNIST,
-Fashion-MNIST), widths taken from the top of the lists above
-(common.gan.dcgan_stages).
+Fashion-MNIST); G uses the last k-1 of its widths above, D the first k
+(common.gan.dcgan_stages, common.gan.dcgan_widths).
 The networks are wrapped in the class API of the reference document
 (dcgan_keras_class_api.md): DCGAN(name, z_dim, img_shape) with train,
 generate, discriminate, evaluate, generate_z, save_me, change_me; its
@@ -63,8 +63,8 @@ def pick_device(choice):
 # Chainer is set here explicitly, the same way in all four versions
 # (DESIGN.md section 7).
 DENSE_CHANNELS = 256            # G's Dense layer makes a (H/2^k, W/2^k, 256) map
-G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last one (first k-1 used)
-D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (first k used)
+G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last one (the last k-1 used)
+D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (the first k used)
 KERNEL, STRIDE = 5, 2
 # TF/Keras 'SAME' padding for a 5x5 stride-2 convolution of an even size:
 # 1 row/column before, 2 after, the convention of this question.  A
@@ -130,7 +130,8 @@ def Generator(z_dim, image_shape, rng):
         layers.ReLU(),
         layers.Reshape((h0, w0, DENSE_CHANNELS)),                               # (N, h0, w0, 256)
     ]
-    for features in G_WIDTHS[:k - 1]:                                           # 512, 256, 128 for k = 4
+    g_widths, _ = gan.dcgan_widths(k, G_WIDTHS, D_WIDTHS)
+    for features in g_widths:                                               # 512, 256, 128 for k = 4; 128 for 28x28
         network += [layers.Conv2DTranspose(features, KERNEL, STRIDE, padding="same",
                                            **init_weights(rng)),                     # (N, 2h, 2w, features)
                     batch_norm(),
@@ -147,7 +148,8 @@ def Discriminator(image_shape, rng):
     log(0))."""
     k, _ = gan.dcgan_stages(image_shape)
     network = [keras.Input(shape=tuple(image_shape))]                           # (N, H, W, C)
-    for features in D_WIDTHS[:k]:                                               # 32, 64, 128, 256 for k = 4
+    _, d_widths = gan.dcgan_widths(k, G_WIDTHS, D_WIDTHS)
+    for features in d_widths:                                               # 32, 64, 128, 256 for k = 4
         network += [layers.Conv2D(features, KERNEL, STRIDE, padding="same",
                                   **init_weights(rng)),                              # (N, h/2, w/2, features)
                     layers.LeakyReLU(negative_slope=LEAKY_SLOPE)]
@@ -159,8 +161,9 @@ def Discriminator(image_shape, rng):
 def model_info(image_shape, z_dim):
     """What a checkpoint must match to be loaded into this model."""
     k, start = gan.dcgan_stages(image_shape)
+    g_widths, d_widths = gan.dcgan_widths(k, G_WIDTHS, D_WIDTHS)
     return {"image_shape": list(image_shape), "z_dim": int(z_dim), "stages": k, "start": list(start),
-            "generator": [DENSE_CHANNELS, *G_WIDTHS[:k - 1]], "discriminator": list(D_WIDTHS[:k])}
+            "generator": [DENSE_CHANNELS, *g_widths], "discriminator": list(d_widths)}
 
 
 # ---- Losses ----

@@ -9,8 +9,8 @@ non-saturating generator loss, Adam lr 2e-4, beta1 0.5, batch 64, 5000
 iterations; the discriminator sees the real and the fake images in
 separate batches.  The depth follows the image size: k stride-2 stages
 with k = 4 for 64x64, 3 for 32x32 (CIFAR-10), 2 for 28x28 (MNIST,
-Fashion-MNIST), widths taken from the top of the lists above
-(common.gan.dcgan_stages).
+Fashion-MNIST); G uses the last k-1 of its widths above, D the first k
+(common.gan.dcgan_stages, common.gan.dcgan_widths).
 The networks are wrapped in the class API of the reference document
 (dcgan_keras_class_api.md): DCGAN(name, z_dim, img_shape) with train,
 generate, discriminate, evaluate, generate_z, save_me, change_me; its
@@ -66,8 +66,8 @@ def make_session(graph):
 # Chainer is set here explicitly, the same way in all four versions
 # (DESIGN.md section 7).
 DENSE_CHANNELS = 256            # G's Dense layer makes a (H/2^k, W/2^k, 256) map
-G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last one (first k-1 used)
-D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (first k used)
+G_WIDTHS = (512, 256, 128)      # G's transposed convolutions before the last one (the last k-1 used)
+D_WIDTHS = (32, 64, 128, 256)   # D's convolutions (the first k used)
 KERNEL, STRIDE = 5, 2
 # TF/Keras 'SAME' padding for a 5x5 stride-2 convolution of an even size:
 # 1 row/column before, 2 after, the convention of this question.  A
@@ -146,7 +146,8 @@ def Generator(z, image_shape, is_training=True, reuse=False):
         x = slim.fully_connected(z, h0 * w0 * DENSE_CHANNELS, scope="dense")           # (N, h0*w0*256)
         x = tf.nn.relu(batch_norm(x, is_training, "bn0"))
         x = tf.reshape(x, [-1, h0, w0, DENSE_CHANNELS])                                # (N, h0, w0, 256)
-        for i, features in enumerate(G_WIDTHS[:k - 1], start=1):                       # 512, 256, 128 for k = 4
+        g_widths, _ = gan.dcgan_widths(k, G_WIDTHS, D_WIDTHS)
+        for i, features in enumerate(g_widths, start=1):                    # 512, 256, 128 for k = 4; 128 for 28x28
             x = slim.conv2d_transpose(x, features, KERNEL, stride=STRIDE, padding=PADDING,
                                       scope=f"deconv{i}")                              # (N, 2h, 2w, features)
             x = tf.nn.relu(batch_norm(x, is_training, f"bn{i}"))
@@ -164,7 +165,8 @@ def Discriminator(images, image_shape, reuse=False):
     k, _ = gan.dcgan_stages(image_shape)
     with tf.variable_scope("discriminator", reuse=reuse), init_weights():
         x = images
-        for i, features in enumerate(D_WIDTHS[:k], start=1):                           # 32, 64, 128, 256 for k = 4
+        _, d_widths = gan.dcgan_widths(k, G_WIDTHS, D_WIDTHS)
+        for i, features in enumerate(d_widths, start=1):                    # 32, 64, 128, 256 for k = 4
             x = slim.conv2d(x, features, KERNEL, stride=STRIDE, padding=PADDING,
                             activation_fn=leaky_relu, scope=f"conv{i}")               # (N, h/2, w/2, features)
         x = slim.flatten(x)                                                            # (N, H/16*W/16*256), NHWC order
@@ -175,8 +177,9 @@ def Discriminator(images, image_shape, reuse=False):
 def model_info(image_shape, z_dim):
     """What a checkpoint must match to be loaded into this model."""
     k, start = gan.dcgan_stages(image_shape)
+    g_widths, d_widths = gan.dcgan_widths(k, G_WIDTHS, D_WIDTHS)
     return {"image_shape": list(image_shape), "z_dim": int(z_dim), "stages": k, "start": list(start),
-            "generator": [DENSE_CHANNELS, *G_WIDTHS[:k - 1]], "discriminator": list(D_WIDTHS[:k])}
+            "generator": [DENSE_CHANNELS, *g_widths], "discriminator": list(d_widths)}
 
 
 # ---- Losses ----

@@ -89,7 +89,7 @@ def test_dry_run_as_a_program(question, framework, image_folder, tmp_path):
 
 
 @pytest.mark.parametrize("question,framework", CASES, ids=IDS)
-def test_train_a_little_then_test(question, framework, digits, tmp_path):
+def test_train_a_little_then_test(question, framework, digits, tmp_path, capsys):
     # the reference document's configuration: Fashion-MNIST-format 28x28x1
     out = tmp_path / "run"
     result = run_in_process(question, framework, [*digit_args(digits, out, "fashion_mnist"), "--iters", 6,
@@ -99,7 +99,7 @@ def test_train_a_little_then_test(question, framework, digits, tmp_path):
     assert meta["model"]["image_shape"] == [28, 28, 1] and meta["label_smoothing"] == 0.1
     if question == "dcgan":
         assert (meta["model"]["stages"], meta["model"]["start"]) == (2, [7, 7])
-        assert meta["model"]["generator"] == [256, 512] and meta["model"]["discriminator"] == [32, 64]
+        assert meta["model"]["generator"] == [256, 128] and meta["model"]["discriminator"] == [32, 64]
     rows = read_rows(out / "metrics.csv")
     assert list(rows[0]) == COLUMNS
     assert [int(r["iteration"]) for r in rows] == list(range(1, 7))
@@ -123,6 +123,13 @@ def test_train_a_little_then_test(question, framework, digits, tmp_path):
     assert gif_frames(out / "test" / "morph.gif") == gan.MORPH_FRAMES
     assert result == metrics
     assert metrics["test_images"] == 16 and 0 < metrics["d_real_test"] < 1 and 0 < metrics["d_fake_samples"] < 1
+    if question == "dcgan":
+        # a checkpoint of the earlier 28x28 generator (256 -> 512 -> 1) is refused in one line
+        meta_path = out / "checkpoints" / "iter_000006" / "meta.json"
+        meta["model"]["generator"] = [256, 512]
+        meta_path.write_text(json.dumps(meta))
+        expect_usage_error(capsys, question, framework, [*digit_args(digits, out, "fashion_mnist"), "--test"],
+                           "another model shape", "generator: checkpoint [256, 512] vs now [256, 128]")
 
 
 @pytest.mark.parametrize("question,framework", CASES, ids=IDS)
@@ -137,7 +144,7 @@ def test_cifar10_pictures(question, framework, tmp_path):
     assert meta["model"]["image_shape"] == [32, 32, 3]
     if question == "dcgan":
         assert (meta["model"]["stages"], meta["model"]["start"]) == (3, [4, 4])
-        assert meta["model"]["generator"] == [256, 512, 256] and meta["model"]["discriminator"] == [32, 64, 128]
+        assert meta["model"]["generator"] == [256, 256, 128] and meta["model"]["discriminator"] == [32, 64, 128]
     assert check_test_pictures(out / "test")["test_images"] == 4
 
 

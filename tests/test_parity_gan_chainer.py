@@ -34,7 +34,8 @@ torch = pytest.importorskip("torch")
 
 TOLERANCE = 1e-4
 METRICS_RTOL = 2e-4
-UPDATE_TOLERANCE = {("dcgan", (64, 64, 3)): 0.1}   # relative difference of the weight updates, 1e-2 otherwise
+# relative difference of the weight updates after two steps, 1e-2 otherwise (see test_same_training_steps)
+UPDATE_TOLERANCE = {("dcgan", (64, 64, 3)): 0.1, ("dcgan", (32, 32, 3)): 0.1}
 CASES = [("gan", (64, 64, 3)), ("gan", (28, 28, 1)),
          ("dcgan", (64, 64, 3)), ("dcgan", (28, 28, 1)), ("dcgan", (32, 32, 3))]
 IDS = [f"{q}-{'x'.join(map(str, s))}" for q, s in CASES]
@@ -273,7 +274,11 @@ def test_same_training_steps(question, image_shape):
     # measured: 0.5-5% off float64 in both frameworks alike), and Adam's
     # first steps, about lr * sign(gradient), turn those into full steps
     # (7% of the update, measured; 0.2% at 28x28, 1e-5 in the other
-    # cases).  A wrong lr, an extra or a missing update would be 50% or
+    # cases).  The 32x32 DCGAN does the same: G 5.4%, D 1.3%, measured;
+    # with Adam's eps raised to 1e-5 in both frameworks, so that gradients
+    # below it stop making full steps, 0.3% and 0.09% -- noise amplified
+    # by Adam, not a different network (its outputs in training mode agree
+    # to 2e-6).  A wrong lr, an extra or a missing update would be 50% or
     # more; PyTorch's own eps placement 1-12%.
     for name in ("generator", "discriminator"):
         torch_update = flat_parameters(getattr(pt, name)) - start[name]
