@@ -217,3 +217,13 @@ def test_background_runner_is_detached_niced_and_logs(make_answers, tmp_path, ca
     assert ", nice 19, " in text and "vae_latent_show/pytorch: waits for vae/pytorch" in text, text
     assert text.rstrip().endswith("ends with status 0"), text
     assert (runs / ".lock").read_text() == ""   # released
+
+
+def test_answer_slash_framework_selects_one_framework(make_answers, tmp_path, capsys):
+    assert make_answers.main(["--status", "--runs-dir", str(tmp_path / "runs"), "--answers-dir", str(tmp_path),
+                              "--questions", "dcgan/chainer", "gan_digits"]) == 0
+    rows = [line.split()[:2] for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
+    assert rows == [["dcgan", "chainer"]] + [["gan_digits", f] for f in make_answers.FRAMEWORKS]
+    with pytest.raises(SystemExit) as info:
+        make_answers.main(["--status", "--questions", "dcgan/theano"])
+    assert info.value.code == 2 and "'dcgan/theano' is not an answer" in capsys.readouterr().err

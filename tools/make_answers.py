@@ -62,10 +62,19 @@ ANSWERS = {
     "dcgan": ([name for name in GAN_PICTURES if not name.endswith(".gif")], ["--train", "--test"]),
     "gan_digits": (["test/samples.png", "progress.png"], ["--train", "--test", *DIGITS], "gan"),
     "dcgan_digits": (["test/samples.png", "progress.png", "losses.png"],
-                     ["--train", "--test", "--iters", "1000", *DIGITS], "dcgan"),
+                     ["--train", "--test", *DIGITS], "dcgan"),
 }
 # Test-only answers (no --train) load the checkpoint of another answer's run (--vae-dir).
 NEEDS = {"vae_latent_show": "vae", "vae_latent_change": "vae"}
+
+
+def _answer_arg(text):
+    """``answer`` or ``answer/framework`` -> (answer, framework or None)."""
+    answer, _, framework = text.partition("/")
+    if answer not in ANSWERS or (framework and framework not in FRAMEWORKS):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an answer ({', '.join(ANSWERS)}), optionally "
+                                         f"followed by /framework ({', '.join(FRAMEWORKS)})")
+    return answer, framework or None
 
 
 def _out_dir_arg(path):
@@ -270,8 +279,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="make_answers.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--questions", nargs="+", choices=list(ANSWERS), metavar="ANSWER",
-                        help=f"answers to make (default: all): {', '.join(ANSWERS)}")
+    parser.add_argument("--questions", nargs="+", type=_answer_arg, metavar="ANSWER",
+                        help=f"answers to make (default: all): {', '.join(ANSWERS)}; ANSWER/FRAMEWORK "
+                             "(e.g. dcgan/chainer) selects one framework of an answer")
     parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, metavar="FRAMEWORK",
                         help=f"frameworks (default: all): {', '.join(FRAMEWORKS)}")
     parser.add_argument("--runs-dir", metavar="DIR",
@@ -296,7 +306,8 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)    # the default now
     parser.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # set by --background
     args = parser.parse_args(argv)
-    selection = [(a, f) for a in args.questions or ANSWERS for f in args.frameworks or FRAMEWORKS]
+    selection = [(a, f) for a, only in args.questions or [(a, None) for a in ANSWERS]
+                 for f in args.frameworks or FRAMEWORKS if only in (None, f)]
     runs_dir = Path(os.path.abspath(os.path.expanduser(args.runs_dir))) if args.runs_dir else ROOT / "out"
     answers_dir = (Path(os.path.abspath(os.path.expanduser(args.answers_dir))) if args.answers_dir
                    else ROOT / "answers_image")
