@@ -162,13 +162,34 @@ def _cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def digits_score(answer, run_dir):
+    """tools/score_digits.py's numbers for the test/samples.npy of a GAN answer
+    on digits (flags --dataset mnist or fashion_mnist), floats rounded; None
+    for other answers, without samples.npy, or where the scorer cannot run
+    (no PyTorch, the data missing: one line says why)."""
+    flags = ANSWERS[answer][1]
+    value = {flag: next_ for flag, next_ in zip(flags, flags[1:])}
+    if value.get("--dataset") not in ("mnist", "fashion_mnist") or \
+            not (Path(run_dir) / "test" / "samples.npy").is_file():
+        return None
+    import score_digits   # NumPy and common/ only; PyTorch is imported when the classifier is needed
+    try:
+        score = score_digits.score_run(run_dir, value["--dataset"], value.get("--data-dir"), download=False)
+    except (ImportError, score_digits.UsageError) as err:
+        print(f"{answer}: no score: {err}")
+        return None
+    return {key: round(v, 4) if isinstance(v, float) else v for key, v in score.items()}
+
+
 def record(answer, framework, run_dir, answers_dir, seconds):
-    """Copy the run's pictures and write its results.json entry."""
+    """Copy the run's pictures and write its results.json entry (with the
+    digits score of a GAN answer on digits)."""
     for source, target in picture_paths(answer, framework, run_dir, answers_dir).items():
         shutil.copyfile(source, target)
     metrics = json.loads((Path(run_dir) / "test" / "metrics.json").read_text())
     for key in ("per_image", "class_names", "grid", "line", "scatter"):
         metrics.pop(key, None)
+    score = digits_score(answer, run_dir)
     path = Path(answers_dir) / "results.json"
     results = read_results(answers_dir)   # re-read: another make_answers may have added its runs meanwhile
     results[f"{answer}/{framework}"] = {
@@ -177,6 +198,8 @@ def record(answer, framework, run_dir, answers_dir, seconds):
         "train_seconds": train_seconds(Path(run_dir) / "metrics.csv"),
         "test": metrics, "machine": f"{platform.machine()}, {platform.python_version()}, "
                                     f"{_cores()} cores"}
+    if score:
+        results[f"{answer}/{framework}"]["score"] = score
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
