@@ -9,9 +9,11 @@ of a pretrained network, one number per property a reader compares.
 
 The classifier is a small CNN (conv32-pool-conv64-pool-conv64 with batch
 norm, a 128-unit hidden layer, 10 classes) trained with Adam on the
-training split of the data set (MNIST or Fashion-MNIST, [0, 1] pixels), once: it is cached in
-``out/score_digits/<dataset>-<checksum>.pt``, keyed by the data (both
-splits) and the training settings, so other data trains another one.
+training split of the data set (MNIST or Fashion-MNIST, [0, 1] pixels),
+once: it is cached in ``out/score_digits/<dataset>-<checksum>.pt``, keyed
+by the data (both splits) and the training settings, so other data trains
+another one.  On the MNIST subset: 98.05% test accuracy, ~1.5 minutes of
+training on 2 cores.
 Training is seeded (the same data gives the same classifier) and runs on the
 CPU, so the numbers do not depend on the machine's accelerator.
 
@@ -22,12 +24,16 @@ fd               Frechet distance between the classifier's 128 hidden features
                  Gaussian fit of each set: |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)).
 fd_floor         the same distance between the real test digits and the real
                  training digits: what real digits score, the practical
-                 best (it grows as a sample set gets smaller).
+                 best (a smaller set scores a little worse: on the
+                 8,000/2,000 MNIST subset the floor is 1.80, and 1,000
+                 real training digits score 2.7).
 class_entropy    entropy of the histogram of predicted classes over log(10):
                  1.0 = all ten classes equally often, 0 = one class only
                  (mode coverage).
 mean_confidence  the mean of the classifier's top softmax probability: how
-                 much the samples look like some digit at all.
+                 much the samples look like some digit at all.  Read it
+                 with the FD: a classifier is confident on anything far
+                 from its data (uniform noise gets 1.0 on MNIST).
 label_accuracy   conditional samples only: how often the classifier sees
                  the class that was asked for.
 
@@ -41,6 +47,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -344,7 +351,7 @@ def load_classifier(dataset="mnist", data_dir=None, *, cache_dir=None, epochs=No
     net, info = _train(train, test, dataset, epochs, seed, quiet)
     info["checksum"] = checksum
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")   # two scorers training at once: the last wins
     try:
         torch.save({"state_dict": net.state_dict(), **info}, tmp)
         tmp.replace(path)
@@ -418,6 +425,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.epochs < 1:
         raise UsageError(f"--epochs must be positive, got {args.epochs}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    if args.json not in (None, "-") and not Path(args.json).expanduser().parent.is_dir():
+        raise UsageError(f"cannot write {args.json}: folder {Path(args.json).expanduser().parent} does not exist")
     if args.labels and (len(args.inputs) != 1 or Path(args.inputs[0]).is_dir()):
         raise UsageError("--labels goes with a single .npy input (a run folder has its own test/labels.npy)")
 
@@ -461,7 +472,7 @@ def main(argv=None):
         return 0
     if args.json:
         try:
-            runs.atomic_write_json(args.json, output)
+            runs.atomic_write_json(Path(args.json).expanduser(), output)
         except OSError as err:
             raise UsageError(f"cannot write {args.json} ({err.strerror or err})") from None
     for scorer in scorers.values():
