@@ -1,20 +1,18 @@
 """Conditional GAN (CGAN) -- PyTorch
 
 Question: generate 28x28x1 MNIST digits (pixels in [-1, 1]) of a chosen
-class: the DCGAN of dcgan_pytorch.py, told the class.  Generator: input
-z ~ U(-1, 1) of size 100 concatenated with the one-hot label y, then
-Dense(H/2^k * W/2^k * 256)+BN+ReLU and 5x5 stride-2 transposed convolutions
-(+BN+ReLU), the last to C channels +tanh.  Discriminator: the image
-concatenated along the channels with n_classes planes of H x W holding the
-one-hot label, then 5x5 stride-2 convolutions (+LeakyReLU 0.2) and
-Dense(1)+sigmoid.  The depth follows the image size as in the DCGAN
-(common.gan.dcgan_stages, dcgan_widths): 28x28 G Dense(7x7x256) -> 128 -> C,
-D 32, 64; 32x32 (CIFAR-10) Dense(4x4x256) -> 256 -> 128 -> C, D 32, 64, 128;
-64x64 (the newt photos, 2 classes) 512, 256, 128, D 32, 64, 128, 256.
-Binary cross-entropy, non-saturating generator loss, Adam lr 2e-4, beta1
-0.5, batch 64, 20000 iterations (30000 for CIFAR-10).  D sees the real batch
-with its true labels and the fake batch with the labels G was asked for,
-drawn uniformly over the classes.
+class: the DCGAN of dcgan_pytorch.py, told the class.  Generator: z ~ U(-1, 1)
+of size 100 concatenated with the one-hot label y, then the DCGAN generator
+(Dense + BN + ReLU, 5x5 stride-2 transposed convolutions, tanh).
+Discriminator: the image concatenated along the channels with n_classes
+H x W planes holding the one-hot label, then the DCGAN discriminator (5x5
+stride-2 convolutions + LeakyReLU 0.2, Dense(1) + sigmoid).  The depth
+follows the image size (common.gan.dcgan_stages): 28x28 G Dense(7x7x256) ->
+128 -> C, D 32, 64; 32x32 (CIFAR-10) 256, 128 / 32, 64, 128; 64x64 (the newt
+photos, 2 classes) 512, 256, 128 / 32, 64, 128, 256.  Binary cross-entropy,
+non-saturating G loss, Adam lr 2e-4, beta1 0.5, batch 64, 20000 iterations
+(30000 for CIFAR-10).  D sees the real batch with its true labels and the
+fake batch with the labels G was asked for, drawn uniformly.
 Framework: PyTorch (NCHW inside; common/ speaks NHWC).
 Paper: Mirza & Osindero, "Conditional Generative Adversarial Nets", 2014
 (arXiv:1411.1784); the networks: Radford, Metz & Chintala, DCGAN, ICLR 2016

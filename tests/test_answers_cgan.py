@@ -211,7 +211,8 @@ def test_resume_continues_the_same_run(framework, blocks, tmp_path):
     # the same final weights: the same pictures and samples, pixel for pixel
     for name in (cgan.GRID_PNG, cgan.STYLE_PNG, cgan.INTERPOLATION_PNG):
         np.testing.assert_array_equal(read_picture(parts / "test" / name), read_picture(whole / "test" / name))
-    np.testing.assert_array_equal(np.load(parts / "test" / cgan.SAMPLES_NPY), np.load(whole / "test" / cgan.SAMPLES_NPY))
+    np.testing.assert_array_equal(np.load(parts / "test" / cgan.SAMPLES_NPY),
+                                  np.load(whole / "test" / cgan.SAMPLES_NPY))
     assert json.loads((parts / "test" / "metrics.json").read_text()) == json.loads(
         (whole / "test" / "metrics.json").read_text())
     assert sorted(p.name for p in (parts / "samples" / "progress").glob("*.png")) == [
@@ -298,6 +299,49 @@ def test_bad_flag_as_a_program_prints_one_line():
     proc = run_program("cgan", CGAN_FRAMEWORKS[0], ["--classes", "-1"])
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# The PyTorch networks: the numbers and the layout the other versions copy
+# (their parity tests load these weights; CGAN_SPEC.md)
+# ---------------------------------------------------------------------------
+
+# Parameter counts (weights, biases, BatchNorm gamma and beta), z_dim 100:
+# the DCGAN's plus n_classes Dense inputs in G and n_classes input channels in D.
+PARAMETERS = {
+    ((28, 28, 1), 10): {"generator": 2_240_257, "discriminator": 63_233},
+    ((32, 32, 3), 10): {"generator": 2_931_203, "discriminator": 268_673},
+    ((64, 64, 3), 2): {"generator": 7_815_171, "discriminator": 1_083_777},
+}
+
+
+@pytest.mark.parametrize("image_shape,n_classes", list(PARAMETERS), ids=["28x28x1", "32x32x3", "64x64x3"])
+def test_pytorch_networks_and_where_the_label_goes(image_shape, n_classes):
+    torch = pytest.importorskip("torch")
+    pt = load_script("cgan", "pytorch")
+    generator, discriminator, _, _ = pt.build_model(image_shape, 100, n_classes, 3, 2e-4, torch.device("cpu"))
+    counts = {"generator": sum(p.numel() for p in generator.parameters()),
+              "discriminator": sum(p.numel() for p in discriminator.parameters())}
+    assert counts == PARAMETERS[image_shape, n_classes]
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-1, 1, (4, 100)).astype(np.float32)
+    y, other_y = cgan.one_hot([0, 1, 0, 1], n_classes), cgan.one_hot([1, 0, 1, 0], n_classes)
+    images = rng.uniform(-1, 1, (4, *image_shape)).astype(np.float32)
+    channels = image_shape[2]
+
+    def outputs():
+        return (pt.generate(generator, z, y, "cpu"), pt.generate(generator, z, other_y, "cpu"),
+                pt.discriminate(discriminator, images, y, "cpu"),
+                pt.discriminate(discriminator, images, other_y, "cpu"))
+    g_y, g_other, d_y, d_other = outputs()
+    assert g_y.shape == (4, *image_shape) and d_y.shape == (4, 1)
+    assert np.abs(g_y - g_other).max() > 1e-4 and np.abs(d_y - d_other).max() > 1e-6     # both read the label
+    with torch.no_grad():
+        generator.dense[0].weight[:, 100:] = 0          # G's Dense input is [z, y]: y's columns come last
+        discriminator.convs[0].weight[:, channels:] = 0   # D's input is [image, label planes]: the planes last
+    g_y, g_other, d_y, d_other = outputs()
+    np.testing.assert_array_equal(g_y, g_other)
+    np.testing.assert_array_equal(d_y, d_other)
 
 
 # ---------------------------------------------------------------------------
