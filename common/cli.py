@@ -111,8 +111,8 @@ def build_parser(question, framework, description, *, dataset, datasets=DATASETS
     out.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CKPT",
                      help="continue training from the latest checkpoint in --out-dir, or from CKPT, with the "
                           "run's own settings (config.json): a flag left out takes the run's value; only "
-                          "--iters, --sample-every, --checkpoint-every, --log-every, --device and --data-dir "
-                          "may change")
+                          "--iters, --sample-every, --checkpoint-every, --log-every, --device, --data-dir and "
+                          "(CGAN) --classes may change")
     out.add_argument("--checkpoint", default=None, metavar="CKPT",
                      help="checkpoint folder for --test (default: the latest in --out-dir)")
     out.add_argument("--sample-every", type=_non_negative_int, default=sample_every,
@@ -133,7 +133,8 @@ def build_parser(question, framework, description, *, dataset, datasets=DATASETS
 # other setting is fixed by the run: its optimizer state, data order and
 # networks were made with it.
 RESUME_IGNORED = {"train", "test", "dry_run", "resume", "checkpoint", "out_dir"}   # what to do, and where
-RESUME_FREE = {"iters", "sample_every", "checkpoint_every", "log_every", "device", "data_dir"}
+# --classes (CGAN) only picks the rows of the test pictures: it never changes training
+RESUME_FREE = {"iters", "sample_every", "checkpoint_every", "log_every", "device", "data_dir", "classes"}
 
 
 def _given(parser, argv):
