@@ -9,6 +9,7 @@ Budget: about 60 s for one framework on 2 cores (the 64x64 newt run is a
 dry run, the learning check trains 8x8 pictures).
 """
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -422,3 +423,23 @@ def test_nearest_mean_accuracy():
     assert cgan.nearest_mean_accuracy(reference, (reference_labels + 1) % 3, reference, reference_labels, 3) == 0.0
     assert cgan.nearest_mean_accuracy(reference[:5], reference_labels[:5], reference[:10], reference_labels[:10],
                                       3) is None                 # class 2 has no reference picture
+
+
+@pytest.mark.parametrize("framework", CGAN_FRAMEWORKS)
+def test_every_truncated_checkpoint_file_is_one_line(framework, digits, tmp_path, capsys, dry_run):
+    # Each file of a CGAN checkpoint (weights, optimizer and RNG states,
+    # meta.json) cut in half: --resume stops in one line naming the
+    # checkpoint, exit 2, and writes nothing past it.
+    trained = dry_run(framework)
+    names = sorted(p.name for p in (trained / "checkpoints" / "iter_000001").iterdir() if p.is_file())
+    assert "meta.json" in names and len(names) >= 3, names
+    for name in names:
+        run = tmp_path / name
+        shutil.copytree(trained, run)
+        path = run / "checkpoints" / "iter_000001" / name
+        data = path.read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+        line = expect_usage_error(capsys, "cgan", framework,
+                                  ["--train", "--resume", "--iters", 2, *data_args(digits, run)])
+        assert str(path.parent) in line, line
+        assert not (run / "checkpoints" / "iter_000002").exists()

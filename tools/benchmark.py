@@ -43,6 +43,7 @@ QUESTIONS = {
     "vae": ("mnist", MNIST, 256, (0.0, 1.0)),
     "gan": ("imori", None, 64, (-1.0, 1.0)),
     "dcgan": ("imori", None, 64, (-1.0, 1.0)),
+    "cgan": ("mnist", MNIST, 64, (-1.0, 1.0)),
 }
 
 
