@@ -301,6 +301,29 @@ def plot_training(run):
 # The test pictures
 # ---------------------------------------------------------------------------
 
+def save_test_pictures(run, samples, linear, spherical, morph, scored=None, value_range=PIXEL_RANGE,
+                       noise="U(-1, 1)"):
+    """``test/samples.png``, ``test/interpolation.png`` (rows: linear,
+    spherical), ``test/morph.gif`` (T frames, each a grid of the P images)
+    and, with ``scored``, ``test/samples.npy`` (uint8 NHWC pixels, what
+    tools/score_digits.py scores).  Returns the test folder."""
+    test_dir = run.prepare_test()
+    h = samples.shape[1]
+    scale = max(1, 56 // h)
+    nrow = int(math.ceil(math.sqrt(len(samples))))
+    pictures.save_grid(samples, test_dir / "samples.png", nrow=nrow, value_range=value_range, scale=scale,
+                       title=f"{run.question} ({run.framework}): G(z), z ~ {noise}")
+    pictures.save_strip(np.stack([linear, spherical]), test_dir / "interpolation.png", value_range=value_range,
+                        scale=scale, rows_labels=["linear", "spherical"],
+                        title=f"from z0 to z1 in {linear.shape[0]} steps ({run.framework})")
+    side = int(math.ceil(math.sqrt(morph.shape[1])))
+    frames = np.stack([pictures.make_grid(frame, nrow=side, value_range=value_range) for frame in morph])
+    pictures.save_gif(frames, test_dir / "morph.gif", fps=8, scale=max(1, 2 * scale))
+    if scored is not None:
+        runs.atomic_save_npy(test_dir / "samples.npy", pictures.to_uint8(scored, value_range))
+    return test_dir
+
+
 def report_test(run, samples, linear, spherical, morph, d_real, d_fake, scored=None, value_range=PIXEL_RANGE):
     """Write the answer pictures of a GAN and print a summary.
 
@@ -310,25 +333,9 @@ def report_test(run, samples, linear, spherical, morph, d_real, d_fake, scored=N
     d_real, d_fake  D's probabilities of the real test images and of samples
     scored     (M, H, W, C) more samples, for a number rather than a picture
 
-    Writes ``test/samples.png``, ``test/interpolation.png`` (rows: linear,
-    spherical), ``test/morph.gif`` (T frames, each a grid of the P images),
-    ``test/samples.npy`` (``scored`` as uint8 NHWC pixels, what
-    tools/score_digits.py scores) and ``test/metrics.json``; returns the
-    metrics."""
-    test_dir = run.prepare_test()
-    h = samples.shape[1]
-    scale = max(1, 56 // h)
-    nrow = int(math.ceil(math.sqrt(len(samples))))
-    pictures.save_grid(samples, test_dir / "samples.png", nrow=nrow, value_range=value_range, scale=scale,
-                       title=f"{run.question} ({run.framework}): G(z), z ~ U(-1, 1)")
-    pictures.save_strip(np.stack([linear, spherical]), test_dir / "interpolation.png", value_range=value_range,
-                        scale=scale, rows_labels=["linear", "spherical"],
-                        title=f"from z0 to z1 in {linear.shape[0]} steps ({run.framework})")
-    side = int(math.ceil(math.sqrt(morph.shape[1])))
-    frames = np.stack([pictures.make_grid(frame, nrow=side, value_range=value_range) for frame in morph])
-    pictures.save_gif(frames, test_dir / "morph.gif", fps=8, scale=max(1, 2 * scale))
-    if scored is not None:
-        runs.atomic_save_npy(test_dir / "samples.npy", pictures.to_uint8(scored, value_range))
+    Writes the pictures of ``save_test_pictures`` and
+    ``test/metrics.json``; returns the metrics."""
+    test_dir = save_test_pictures(run, samples, linear, spherical, morph, scored, value_range)
     result = {"d_real_test": float(np.mean(d_real)), "d_fake_samples": float(np.mean(d_fake)),
               "test_images": int(np.size(d_real)), "samples": int(len(samples)),
               "interpolation_steps": int(linear.shape[0]), "morph_frames": int(morph.shape[0]),

@@ -1,0 +1,292 @@
+"""WGAN and WGAN-GP answers: dry run as a program, train-a-little-then-test
+on every data set (all made 32x32), resume bit for bit, bad input; the
+gradient norm and the penalty against float64 finite differences (a norm
+per element or one eps per batch fails there), the clipping, and the
+framework-neutral half (common/wgan.py).
+
+WGAN_FRAMEWORKS lists the versions written so far; a porter adds theirs
+(a listed script that is missing fails, it is never skipped).
+Budget: about 60 s per framework on 2 cores (tiny batches, n_critic 2,
+the WGAN-GP at width 8).
+"""
+import json
+
+import numpy as np
+import pytest
+
+from common import gan, wgan
+from tests.answers import expect_usage_error, read_rows, run_in_process, run_program
+from tests.conftest import load_script
+from tests.fixtures import make_cifar_dir, make_mnist_dir
+
+WGAN_FRAMEWORKS = ("pytorch",)
+QUESTIONS = ("wgan", "wgan_gp")
+CASES = [(q, f) for q in QUESTIONS for f in WGAN_FRAMEWORKS]
+IDS = [f"{q}-{f}" for q, f in CASES]
+PLOTS = {"wgan": ("losses.png", "wasserstein.png", "critic.png", "gradient_norm.png", "clip_fraction.png"),
+         "wgan_gp": ("losses.png", "wasserstein.png", "critic.png", "gradient_norm.png")}
+TEST_FILES = ("samples.png", "interpolation.png", "morph.gif", "samples.npy", "metrics.json")
+SMALL = {"wgan": ["--n-critic", 2], "wgan_gp": ["--n-critic", 2, "--width", 8]}
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    return make_mnist_dir(tmp_path_factory.mktemp("digits"), n_train=64, n_test=16)
+
+
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory):
+    return make_cifar_dir(tmp_path_factory.mktemp("cifar"), n_per_batch=8)
+
+
+def small_args(question, folder, out_dir, dataset="mnist", batch_size=8):
+    return ["--dataset", dataset, "--data-dir", folder, "--out-dir", out_dir, "--batch-size", batch_size,
+            "--log-every", 1, *SMALL[question]]
+
+
+def check_run(run, question, image_shape, iterations):
+    rows = read_rows(run / "metrics.csv")
+    assert list(rows[0]) == ["iteration", *wgan.FIELDS[question], "sec_per_iter"]
+    assert [int(r["iteration"]) for r in rows] == list(range(1, iterations + 1))
+    for row in rows:
+        values = {key: float(row[key]) for key in wgan.FIELDS[question]}
+        assert all(np.isfinite(v) for v in values.values()), row
+        # the sign convention, written once: W = f(real) - f(fake), critic_loss = -W (+ penalty)
+        assert values["wasserstein"] == pytest.approx(values["critic_real"] - values["critic_fake"], abs=1e-5)
+        penalty = values.get("gradient_penalty", 0.0)
+        weight = 10.0 if question == "wgan_gp" else 0.0
+        assert values["critic_loss"] == pytest.approx(-values["wasserstein"] + weight * penalty, abs=1e-4)
+        assert values["grad_norm"] > 0
+    for name in PLOTS[question]:
+        assert (run / name).stat().st_size > 1000, name
+    test = run / "test"
+    for name in TEST_FILES:
+        assert (test / name).exists(), name
+    scored = np.load(test / "samples.npy", allow_pickle=False)
+    assert scored.dtype == np.uint8 and scored.shape == (wgan.SCORED_COUNT, *image_shape)
+    metrics = json.loads((test / "metrics.json").read_text())
+    assert metrics["wasserstein_test"] == pytest.approx(metrics["critic_real_test"] - metrics["critic_fake_samples"])
+    meta = json.loads((run / "checkpoints" / f"iter_{iterations:06d}" / "meta.json").read_text())
+    assert meta["generator_steps"] == iterations and meta["critic_steps"] == iterations * meta["n_critic"]
+    assert meta["model"]["image_shape"] == list(image_shape)
+    return rows, metrics
+
+
+@pytest.mark.parametrize("question,framework", CASES, ids=IDS)
+def test_dry_run_as_a_program(question, framework, cifar, tmp_path):
+    # the default data set, CIFAR-10 (32x32x3), as a user runs it
+    out = tmp_path / "run"
+    result = run_program(question, framework, ["--dry-run", "--data-dir", cifar, "--out-dir", out,
+                                               "--batch-size", 8, *SMALL[question]])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "W " in result.stdout
+    check_run(out, question, (32, 32, 3), 1)
+
+
+@pytest.mark.parametrize("question,framework", CASES, ids=IDS)
+def test_digits_and_newts_are_made_32x32(question, framework, digits, image_folder, tmp_path):
+    # MNIST 28x28 padded with background to 32x32x1; the newt photos resized to 32x32x3
+    run_in_process(question, framework, [*small_args(question, digits, tmp_path / "d"), "--iters", 3,
+                                         "--sample-every", 3, "--checkpoint-every", 3])
+    rows, _ = check_run(tmp_path / "d", question, (32, 32, 1), 3)
+    assert (tmp_path / "d" / "samples" / "iter_000003.png").exists()
+    run_in_process(question, framework, ["--dry-run", *small_args(question, image_folder, tmp_path / "i", "imori")])
+    check_run(tmp_path / "i", question, (32, 32, 3), 1)
+
+
+@pytest.mark.parametrize("question,framework", CASES, ids=IDS)
+def test_resume_continues_the_same_run(question, framework, digits, tmp_path):
+    base = ["--dataset", "mnist", "--data-dir", digits, "--batch-size", 8, *SMALL[question], "--log-every", 1,
+            "--sample-every", 2, "--checkpoint-every", 2]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    run_in_process(question, framework, [*base, "--out-dir", whole, "--iters", 4])
+    run_in_process(question, framework, [*base, "--train", "--out-dir", parts, "--iters", 2])
+    run_in_process(question, framework, [*base, "--out-dir", parts, "--iters", 4, "--resume"])
+    rows_whole, rows_parts = read_rows(whole / "metrics.csv"), read_rows(parts / "metrics.csv")
+    for key in wgan.FIELDS[question]:
+        assert [r[key] for r in rows_parts] == [r[key] for r in rows_whole], key
+    meta_whole = json.loads((whole / "checkpoints" / "iter_000004" / "meta.json").read_text())
+    meta_parts = json.loads((parts / "checkpoints" / "iter_000004" / "meta.json").read_text())
+    for key in ("feed", "z_sampler", "mix_sampler", "generator_steps", "critic_steps"):
+        assert meta_parts[key] == meta_whole[key], key
+    np.testing.assert_array_equal(np.load(parts / "test" / "samples.npy"), np.load(whole / "test" / "samples.npy"))
+
+
+@pytest.mark.parametrize("question,framework", CASES, ids=IDS)
+def test_bad_input_is_one_line_and_status_2(question, framework, digits, tmp_path, capsys):
+    out = ["--out-dir", tmp_path / "never"]
+    for flag, value in [("--n-critic", 0), ("--batch-size", 0),
+                        *([("--clip", 0), ("--clip", "-0.01")] if question == "wgan" else
+                          [("--gp-weight", 0), ("--gp-weight", "nan"), ("--width", 0)])]:
+        expect_usage_error(capsys, question, framework, [flag, value, *out], flag)
+    if question == "wgan_gp":
+        expect_usage_error(capsys, question, framework, ["--critic-norm", "batch", *out], "--critic-norm")
+    assert not (tmp_path / "never").exists()
+    run = tmp_path / "run"
+    run_in_process(question, framework, ["--dry-run", *small_args(question, digits, run)])
+    # --resume keeps the run's n_critic; a checkpoint of another shape or noise size is refused
+    expect_usage_error(capsys, question, framework, [*small_args(question, digits, run), "--n-critic", 3,
+                                                     "--train", "--resume", "--iters", 2], "--n-critic 3")
+    expect_usage_error(capsys, question, framework, ["--test", *small_args(question, digits, run), "--z-dim", 7],
+                       "z_dim")
+    if question == "wgan_gp":
+        expect_usage_error(capsys, question, framework,
+                           ["--test", *small_args(question, digits, run), "--width", 16], "width")
+
+
+def test_bad_flag_as_a_program_prints_one_line():
+    result = run_program("wgan_gp", WGAN_FRAMEWORKS[0], ["--gp-weight", "-1"])
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--gp-weight" in result.stderr
+
+
+# ---------------------------------------------------------------------------
+# The gradient norm and the penalty, per framework, against finite differences
+# ---------------------------------------------------------------------------
+
+def tiny_case(seed=0, n=3, size=8, channels=1):
+    rng = np.random.default_rng(seed)
+    real = rng.uniform(-1, 1, (n, size, size, channels)).astype(np.float32)
+    fake = rng.uniform(-1, 1, (n, size, size, channels)).astype(np.float32)
+    eps = np.array([0.1, 0.5, 0.9][:n], np.float32)          # one per sample, all different
+    return real, fake, eps
+
+
+def finite_difference_norms(score, x_hat, h=1e-5):
+    """||grad f(x_hat_i)||, float64 central differences, every input pixel of every sample."""
+    norms = []
+    for x in x_hat:
+        flat = x.reshape(-1)
+        eye = np.eye(flat.size) * h
+        plus = score(np.concatenate([flat + eye]).reshape(-1, *x.shape))
+        minus = score(np.concatenate([flat - eye]).reshape(-1, *x.shape))
+        norms.append(np.sqrt((((plus - minus) / (2 * h)) ** 2).sum()))
+    return np.array(norms)
+
+
+def pytorch_critic(question, size=8, width=4):
+    """The script's critic, tiny (8x8 pictures: the DCGAN critic has one
+    stage; the ResNet critic is any size divisible by 4), in float64."""
+    import torch
+    module = load_script(question, "pytorch")
+    if question == "wgan":
+        critic = module.Critic((size, size, 1))
+        critic.apply(module.init_weights(torch.Generator().manual_seed(1)))
+    else:
+        critic = module.Critic((size, size, 1), width, "layer")
+        critic.apply(module.init_weights(torch.Generator().manual_seed(1)))
+        for norm in (m for m in critic.modules() if isinstance(m, torch.nn.GroupNorm)):
+            torch.nn.init.uniform_(norm.weight, 0.5, 1.5)   # gains and offsets away from 1 and 0
+            torch.nn.init.uniform_(norm.bias, -0.5, 0.5)
+    critic.double()
+
+    def score(images):
+        with torch.no_grad():
+            return critic(torch.from_numpy(images).permute(0, 3, 1, 2)).numpy().reshape(-1)
+
+    def norms(real, fake, eps):
+        as_nchw = [torch.from_numpy(a.astype(np.float64)).permute(0, 3, 1, 2) for a in (real, fake)]
+        return module.gradient_norms(critic, *as_nchw, torch.from_numpy(eps.astype(np.float64))).detach().numpy()
+    return module, critic, score, norms
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_gradient_norms_are_per_sample_and_match_finite_differences(question):
+    module, critic, score, norms = pytorch_critic(question)
+    real, fake, eps = tiny_case()
+    x_hat = (eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake).astype(np.float64)
+    expected = finite_difference_norms(score, x_hat)
+    got = norms(real, fake, eps)
+    assert got.shape == (3,)                         # one norm per sample (a per-element norm has another shape)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # the mixes matter: the norms at one eps for the whole batch are other numbers
+    once = norms(real, fake, np.full_like(eps, eps[0]))
+    assert np.abs(once[1:] - expected[1:]).max() > 1e-3 * expected.max()
+
+
+def test_the_penalty_in_the_critic_step_is_lambda_mean_of_per_sample_terms():
+    # One critic step (n_critic 1) on a tiny critic: the step's loss is
+    # mean f(fake) - mean f(real) + lambda mean_i (norm_i - 1)^2 with the
+    # finite-difference norms at the step's own x_hat_i (eps_i per sample).
+    import torch
+    module, critic, score, _ = pytorch_critic("wgan_gp", size=32, width=2)
+    critic.float()
+    generator = module.Generator(8, (32, 32, 1), 2)
+    generator.apply(module.init_weights(torch.Generator().manual_seed(2)))
+    real, _, eps = tiny_case(1, size=32)
+    z = np.random.default_rng(3).standard_normal((3, 8)).astype(np.float32)
+    with torch.no_grad():
+        fake = generator.train()(torch.from_numpy(z)).permute(0, 2, 3, 1).numpy()
+    critic.double()
+    x_hat = (eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake).astype(np.float64)
+    fd_norms = finite_difference_norms(score, x_hat)
+    f_real, f_fake = score(real.astype(np.float64)), score(fake.astype(np.float64))
+    gp_weight = 10.0
+    expected = f_fake.mean() - f_real.mean() + gp_weight * ((fd_norms - 1) ** 2).mean()
+    critic.float()
+    g_opt = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.0, 0.9))
+    c_opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.0, 0.9))
+    step = module.make_train_step(generator, critic, g_opt, c_opt, gp_weight)
+    metrics = step([torch.from_numpy(real).permute(0, 3, 1, 2)], [torch.from_numpy(z)], [torch.from_numpy(eps)],
+                   torch.from_numpy(z))
+    assert metrics["gradient_penalty"] == pytest.approx(((fd_norms - 1) ** 2).mean(), rel=1e-4)
+    assert metrics["grad_norm"] == pytest.approx(fd_norms.mean(), rel=1e-4)
+    assert metrics["critic_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_wgan_clips_every_critic_parameter():
+    import torch
+    module = load_script("wgan", "pytorch")
+    networks = module.build_model((32, 32, 1), 8, seed=0, lr=0.1, device="cpu")   # a large step
+    generator, critic = networks[:2]
+    step = module.make_train_step(*networks, clip=0.01)
+    rng = np.random.default_rng(0)
+    real = [torch.from_numpy(rng.uniform(-1, 1, (4, 1, 32, 32)).astype(np.float32)) for _ in range(2)]
+    z = [torch.from_numpy(rng.uniform(-1, 1, (4, 8)).astype(np.float32)) for _ in range(3)]
+    step(real, z[:2], torch.full((4,), 0.5), z[2])
+    values = [p.detach().numpy() for p in critic.parameters()]
+    assert max(np.abs(v).max() for v in values) <= 0.01 + 1e-9
+    share = wgan.clip_fraction(values, 0.01)
+    assert 0.5 < share <= 1.0                       # lr 0.1 pushes most of them to the bounds
+    assert max(np.abs(p.detach().numpy()).max() for p in generator.parameters()) > 0.01   # G is not clipped
+
+
+# ---------------------------------------------------------------------------
+# common/wgan.py
+# ---------------------------------------------------------------------------
+
+def test_samplers_are_seeded_streams_with_a_state():
+    z = wgan.NormalZSampler(128, 5)
+    first = z(64)
+    assert first.dtype == np.float32 and first.shape == (64, 128)
+    assert abs(first.mean()) < 0.05 and 0.9 < first.std() < 1.1 and first.min() < -2.5   # N(0, 1), not U(-1, 1)
+    state = json.loads(json.dumps(z.state_dict()))
+    second = z(4)
+    again = wgan.NormalZSampler(128, 0)
+    again.load_state_dict(state)
+    np.testing.assert_array_equal(again(4), second)
+    mix = wgan.MixSampler(5)
+    eps = mix(1000)
+    assert eps.shape == (1000,) and eps.min() >= 0 and eps.max() <= 1 and 0.45 < eps.mean() < 0.55
+    assert len(np.unique(mix(64))) == 64                   # one per sample
+    assert not np.array_equal(wgan.MixSampler(5)(8), wgan.NormalZSampler(1, 5)(8)[:, 0])   # its own stream
+    lat = wgan.test_latents(16, 0, "normal")
+    assert lat["samples"].shape == (gan.TEST_SAMPLE_COUNT, 16) and lat["scored"].shape == (wgan.SCORED_COUNT, 16)
+    assert lat["morph"].shape == (gan.MORPH_FRAMES, gan.MORPH_PATHS, 16)
+    assert lat["samples"].min() < -1                       # normal draws
+    assert wgan.test_latents(16, 0, "uniform")["samples"].min() >= -1
+
+
+def test_digits_are_padded_with_background(digits):
+    import argparse
+    from common import datasets
+    args = argparse.Namespace(dataset="mnist", data_dir=str(digits))
+    data = wgan.load_images(args, "train")
+    raw = datasets.load_dataset("mnist", "train", data_dir=str(digits), value_range=(-1.0, 1.0)).images
+    assert data.images.shape == (64, 32, 32, 1)
+    np.testing.assert_array_equal(data.images[:, 2:30, 2:30], raw)
+    assert (data.images[:, :2] == -1).all() and (data.images[:, :, 30:] == -1).all()
+
+
+def test_clip_fraction():
+    assert wgan.clip_fraction([np.array([0.01, -0.01, 0.005]), np.array([[0.0, np.float32(0.01)]])], 0.01) == 0.6
