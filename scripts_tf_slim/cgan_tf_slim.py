@@ -132,7 +132,7 @@ def Generator(z, y, image_shape, is_training=True):
     height, width, channels = image_shape
     k, (h0, w0) = gan.dcgan_stages(image_shape)
     with tf.variable_scope("generator", reuse=tf.AUTO_REUSE), init_weights():
-        x = tf.concat([z, y], axis=1)                                                  # (N, z_dim + n_classes)
+        x = tf.concat([z, y], axis=1)                                 # (N, z_dim + n_classes): z first, then y
         x = slim.fully_connected(x, h0 * w0 * DENSE_CHANNELS, scope="dense")           # (N, h0*w0*256)
         x = tf.nn.relu(batch_norm(x, is_training, "bn0"))
         x = tf.reshape(x, [-1, h0, w0, DENSE_CHANNELS])                                # (N, h0, w0, 256)
@@ -151,11 +151,11 @@ def Discriminator(images, y, image_shape):
     (N, 1); D(x, y) = sigmoid(logits) is the probability that x is a real
     image of class y.  The sigmoid is applied inside the loss (binary
     cross-entropy on logits, which never takes log(0))."""
-    height, width, _ = image_shape
+    height, width, channels = image_shape
     k, _ = gan.dcgan_stages(image_shape)
     with tf.variable_scope("discriminator", reuse=tf.AUTO_REUSE), init_weights():
         planes = tf.tile(y[:, None, None, :], [1, height, width, 1])   # (N, H, W, n_classes): y[i, c] everywhere
-        x = tf.concat([images, planes], axis=3)                         # (N, H, W, C + n_classes)
+        x = tf.concat([images, planes], axis=3)                         # (N, H, W, C + n_classes): the image first
         _, d_widths = gan.dcgan_widths(k, G_WIDTHS, D_WIDTHS)
         for i, features in enumerate(d_widths, start=1):                    # 32, 64, 128, 256 for k = 4
             x = slim.conv2d(x, features, KERNEL, stride=STRIDE, padding=PADDING,
@@ -259,10 +259,12 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
     it initialises); the returned function runs it as one ``sess.run``."""
     sess = generator.sess
     with sess.graph.as_default(), tf.device(generator.device):
-        # placeholders of the shapes of the inference inputs: real_images, real_labels (D's), z, fake_labels (G's)
-        inputs = (*(tf.placeholder(tf.float32, x.shape) for x in (*discriminator.inputs, *generator.inputs)),
-                  tf.placeholder(tf.float32, ()))
-        real_images, real_labels, z, fake_labels, ls_epsilon = inputs
+        real_images = tf.placeholder(tf.float32, discriminator.inputs[0].shape, name="real_images")   # (N, H, W, C)
+        real_labels = tf.placeholder(tf.float32, discriminator.inputs[1].shape, name="real_labels")   # one-hot
+        z = tf.placeholder(tf.float32, generator.inputs[0].shape, name="train_z")
+        fake_labels = tf.placeholder(tf.float32, generator.inputs[1].shape, name="fake_labels")       # one-hot
+        ls_epsilon = tf.placeholder(tf.float32, (), name="ls_epsilon")
+        inputs = (real_images, real_labels, z, fake_labels, ls_epsilon)
         fake_images = generator.net(z, fake_labels, is_training=True)
         bn_updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)   # G's moving statistics: run once, with the step
 
@@ -290,6 +292,7 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer):
 
 # ---- Train ----
 def save_variables(sess, variables, path):
+    """The variables' values in an .npz file, by variable name."""
     values = sess.run(variables)
     with open(path, "wb") as f:     # a file object: np.savez adds no suffix
         np.savez(f, **{v.op.name: value for v, value in zip(variables, values)})
