@@ -22,7 +22,7 @@ from tests.conftest import load_script
 from tests.fixtures import (CIFAR_LABEL_NAMES, make_cifar_dir, make_image_folder, make_mnist_dir, write_idx_images,
                             write_idx_labels)
 
-CGAN_FRAMEWORKS = ("pytorch",)
+CGAN_FRAMEWORKS = ("pytorch", "chainer")
 COLUMNS = ["iteration", *gan.FIELDS, "sec_per_iter"]
 PLOTS = ("losses.png", "d_accuracy.png", "d_probabilities.png", "progress.png")
 TEST_FILES = (cgan.GRID_PNG, cgan.STYLE_PNG, cgan.INTERPOLATION_PNG, cgan.SAMPLES_NPY, cgan.LABELS_NPY,
