@@ -65,7 +65,6 @@ ADAM_BETAS = (0.5, 0.999)       # beta1 0.5 for G and D
 ADAM_EPS = 1e-8                 # Adam's eps, set explicitly: every framework has its own default
                                 # (Chainer adds it before the bias correction, PyTorch after)
 TEST_BATCH = 100                # images per forward pass in the test and the samples
-# files of a checkpoint; the last: NumPy's global generator, the one Chainer draws from
 G_FILE, D_FILE, OPT_FILE, RNG_FILE = "generator.npz", "discriminator.npz", "optimizers.npz", "numpy_rng.npz"
 
 
@@ -147,7 +146,7 @@ class Generator(chainer.Chain):
         self.start = (h0, w0)
         with self.init_scope():
             self.dense = chainer.Sequential(
-                L.Linear(z_dim + n_classes, h0 * w0 * DENSE_CHANNELS, **init_weights(rng)),   # NHWC order
+                L.Linear(z_dim + n_classes, h0 * w0 * DENSE_CHANNELS, **init_weights(rng)),   # (N, h0*w0*256), NHWC
                 batch_norm(h0 * w0 * DENSE_CHANNELS),
                 F.relu,
             )
@@ -323,7 +322,7 @@ def save_checkpoint(run, iteration, networks, feed, z_sampler, label_sampler, in
         optimizers["g_optimizer"].save(g_optimizer)                        # Adam's m, v and step t of each
         optimizers["d_optimizer"].save(d_optimizer)
         np.savez(folder / OPT_FILE, **optimizers.target)
-        numpy_rng.save(folder / RNG_FILE)
+        numpy_rng.save(folder / RNG_FILE)                                  # NumPy's global RNG, Chainer draws from it
     run.save_checkpoint(iteration, write_files, {
         "model": info, "class_names": class_names, "feed": feed.state_dict(),
         "z_sampler": z_sampler.state_dict(), "label_sampler": label_sampler.state_dict(),
