@@ -3,8 +3,8 @@ the pictures and the scored samples, resume, bad input, and a learning
 check that fails when the condition is ignored; plus the framework-neutral
 half (common/cgan.py: labels, conditions of the test, the class-mean check).
 
-CGAN_FRAMEWORKS lists the versions written so far; a porter adds theirs
-(a listed script that is missing fails, it is never skipped).
+CGAN_FRAMEWORKS lists the four versions; a missing script fails, it is
+never skipped.
 Budget: about 60 s for one framework on 2 cores (the 64x64 newt run is a
 dry run, the learning check trains 8x8 pictures).
 """
