@@ -94,10 +94,8 @@ def to_nhwc(outputs):
 
 # ---- Model ----
 def init_weights(rng):
-    """Glorot-uniform weights (Chainer's fans count the kernel's taps, as
-    torch's), zero biases; norm layers gain 1, offset 0 (batch_norm,
-    LayerNorm).  ``rng`` is a numpy.random.RandomState, so building a model
-    leaves NumPy's global generator alone."""
+    """Glorot-uniform weights (the fans count the kernel's taps, as torch's), zero biases; norm
+    gains 1, offsets 0.  ``rng``: a numpy.random.RandomState (NumPy's global generator untouched)."""
     return {"initialW": chainer.initializers.GlorotUniform(scale=1.0, rng=rng),
             "initial_bias": chainer.initializers.Zero()}
 
@@ -109,10 +107,9 @@ def batch_norm(channels):
 
 
 class LayerNorm(chainer.Link):
-    """Layer norm per sample over (C, H, W) with a gain and an offset per
-    channel: (N, C, H, W) -> the same.  F.layer_normalization takes 2-D
-    input and a gain per unit, so it normalises the flattened sample with
-    gain 1 and offset 0, and the per-channel gain and offset follow."""
+    """Layer norm per sample over (C, H, W), a gain and an offset per channel: F.layer_normalization
+    of the flattened sample (gain 1, offset 0), then the channels' gain and offset.  (Chainer
+    7.8.1's GroupNormalization(1, C), torch's choice, fails in double backprop: a None gradient.)"""
 
     def __init__(self, channels):
         super().__init__()
@@ -122,16 +119,14 @@ class LayerNorm(chainer.Link):
 
     def forward(self, x):
         flat = F.reshape(x, (len(x), -1))                                   # (N, C*H*W)
-        units = flat.shape[1]
-        ones, zeros = self.xp.ones(units, x.dtype), self.xp.zeros(units, x.dtype)
+        ones, zeros = (self.xp.full(flat.shape[1], value, x.dtype) for value in (1, 0))
         x = F.reshape(F.layer_normalization(flat, ones, zeros, LN_EPS), x.shape)
         return x * F.reshape(self.gamma, (1, -1, 1, 1)) + F.reshape(self.beta, (1, -1, 1, 1))
 
 
 def layer_norm(channels, kind):
-    """The critic's normalisation: LayerNorm (per sample over C, H, W, per
-    channel gain and offset, as torch's GroupNorm with one group) or
-    nothing (``--critic-norm none``)."""
+    """The critic's normalisation: LayerNorm (per sample over C, H, W, per-channel gain and
+    offset: torch's GroupNorm with one group) or nothing (``--critic-norm none``)."""
     return LayerNorm(channels) if kind == "layer" else F.identity
 
 
@@ -251,8 +246,7 @@ def model_info(image_shape, z_dim, width, norm):
 def build_model(image_shape, z_dim, width, norm, seed, lr, device):
     """G, the critic (initialised from ``seed``, G first) and their Adam optimizers."""
     rng = np.random.RandomState(seed % 2**32)
-    generator = Generator(z_dim, image_shape, width, rng)
-    critic = Critic(image_shape, width, norm, rng)
+    generator, critic = Generator(z_dim, image_shape, width, rng), Critic(image_shape, width, norm, rng)
     for network in (generator, critic):
         network.to_device(device)
     g_optimizer, c_optimizer = (chainer.optimizers.Adam(alpha=lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
@@ -289,13 +283,12 @@ def generator_loss(fake_scores):
 
 def gradient_norms(critic, real_images, fake_images, eps, create_graph=False):
     """||grad_x f(x_hat_i)||_2 per sample, over all of C, H and W, at
-    x_hat_i = eps_i x_i + (1 - eps_i) G(z_i) with one eps_i per sample
-    (arrays in: no gradient reaches G).  Samples do not interact in the
-    critic (layer norm is per sample), so the gradient of sum_i f(x_hat_i)
-    holds every sample's own gradient; chainer.grad returns it without
-    touching the parameters' .grad.  create_graph: keep the graph of the
-    gradient, so that a loss made of these norms can be differentiated again
-    (double backprop: enable_double_backprop)."""
+    x_hat_i = eps_i x_i + (1 - eps_i) G(z_i) with one eps_i per sample (arrays
+    in: no gradient reaches G).  Samples do not interact in the critic (layer
+    norm is per sample), so the gradient of sum_i f(x_hat_i) holds every
+    sample's own gradient (chainer.grad leaves the parameters' .grad alone).
+    create_graph: keep the graph of the gradient, so that a loss made of
+    these norms can be differentiated again (double backprop)."""
     eps = eps.reshape(-1, 1, 1, 1)
     x_hat = chainer.Variable(eps * real_images + (1 - eps) * fake_images)
     (grads,) = chainer.grad([F.sum(critic(x_hat))], [x_hat], enable_double_backprop=create_graph)
@@ -330,15 +323,13 @@ def make_train_step(generator, critic, g_optimizer, c_optimizer, gp_weight):
         critic.cleargrads()
         loss.backward()
         c_optimizer.update()
-        return xp.stack([v.array for v in (loss, wasserstein, F.mean(real_scores), F.mean(fake_scores),
-                                           F.mean(norms), penalty)])
+        return xp.stack([F.mean(v).array for v in (loss, wasserstein, real_scores, fake_scores, norms, penalty)])
 
     def train_step(real_batches, critic_z, eps, g_z):
         with chainer.using_config("train", True):
             rows = xp.stack([critic_step(*batch) for batch in zip(real_batches, critic_z, eps)])
 
-            # backward also fills the critic's gradients (Chainer has no per-parameter
-            # switch); c_optimizer is not called, and the next critic step clears them
+            # backward fills the critic's gradients too (no per-parameter switch): never used, cleared
             g_loss = generator_loss(critic(generator(g_z)))
             generator.cleargrads()
             g_loss.backward()
