@@ -262,7 +262,7 @@ def make_steps(case, pt_networks, ch_networks):
     if question == "wgan":
         return pt.make_train_step(*pt_networks, clip=0.01), ch.make_train_step(*ch_networks, clip=0.01)
     for optimizer in pt_networks[2:]:
-        align_adam_eps(optimizer, ch.ADAM_EPS, ch.ADAM_BETAS[1])
+        align_adam_eps(optimizer, pt.ADAM_EPS, pt.ADAM_BETAS[1])   # the reference's settings, not the port's
     return pt.make_train_step(*pt_networks, gp_weight=10.0), ch.make_train_step(*ch_networks, gp_weight=10.0)
 
 
