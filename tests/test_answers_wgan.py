@@ -19,7 +19,7 @@ from tests.answers import expect_usage_error, read_rows, run_in_process, run_pro
 from tests.conftest import load_script
 from tests.fixtures import make_cifar_dir, make_mnist_dir
 
-WGAN_FRAMEWORKS = ("pytorch",)
+WGAN_FRAMEWORKS = ("pytorch", "chainer")
 QUESTIONS = ("wgan", "wgan_gp")
 CASES = [(q, f) for q in QUESTIONS for f in WGAN_FRAMEWORKS]
 IDS = [f"{q}-{f}" for q, f in CASES]
@@ -190,9 +190,41 @@ def pytorch_critic(question, size=8, width=4):
     return module, critic, score, norms
 
 
+def chainer_critic(question, size=8, width=4):
+    """The Chainer script's critic, tiny as pytorch_critic's, with a float64
+    copy: ``score`` and ``norms`` run the copy, ``critic`` stays float32
+    (the train step's dtype)."""
+    import copy
+    module = load_script(question, "chainer")
+    rng = np.random.RandomState(1)
+    if question == "wgan":
+        critic = module.Critic((size, size, 1), rng)
+    else:
+        critic = module.Critic((size, size, 1), width, "layer", rng)
+        for norm in (link for link in critic.links() if isinstance(link, module.LayerNorm)):
+            norm.gamma.array[...] = rng.uniform(0.5, 1.5, norm.gamma.shape)   # gains and offsets away from 1 and 0
+            norm.beta.array[...] = rng.uniform(-0.5, 0.5, norm.beta.shape)
+    critic64 = copy.deepcopy(critic)
+    for parameter in critic64.params():
+        parameter.array = parameter.array.astype(np.float64)
+
+    def score(images):
+        with module.chainer.no_backprop_mode():
+            return critic64(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).array.reshape(-1)
+
+    def norms(real, fake, eps):
+        as_nchw = [np.ascontiguousarray(a.astype(np.float64).transpose(0, 3, 1, 2)) for a in (real, fake)]
+        return module.gradient_norms(critic64, *as_nchw, eps.astype(np.float64)).array
+    return module, critic, score, norms
+
+
+CRITICS = {"pytorch": pytorch_critic, "chainer": chainer_critic}
+
+
+@pytest.mark.parametrize("framework", WGAN_FRAMEWORKS)
 @pytest.mark.parametrize("question", QUESTIONS)
-def test_gradient_norms_are_per_sample_and_match_finite_differences(question):
-    module, critic, score, norms = pytorch_critic(question)
+def test_gradient_norms_are_per_sample_and_match_finite_differences(question, framework):
+    module, critic, score, norms = CRITICS[framework](question)
     real, fake, eps = tiny_case()
     x_hat = (eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake).astype(np.float64)
     expected = finite_difference_norms(score, x_hat)
@@ -204,31 +236,61 @@ def test_gradient_norms_are_per_sample_and_match_finite_differences(question):
     assert np.abs(once[1:] - expected[1:]).max() > 1e-3 * expected.max()
 
 
-def test_the_penalty_in_the_critic_step_is_lambda_mean_of_per_sample_terms():
-    # One critic step (n_critic 1) on a tiny critic: the step's loss is
-    # mean f(fake) - mean f(real) + lambda mean_i (norm_i - 1)^2 with the
-    # finite-difference norms at the step's own x_hat_i (eps_i per sample).
+def pytorch_penalty_step(real, z, eps, gp_weight):
+    """The PyTorch half of the penalty test: G's fakes (training mode), the
+    float64 score of the critic before the step, and the step itself."""
     import torch
     module, critic, score, _ = pytorch_critic("wgan_gp", size=32, width=2)
     critic.float()
     generator = module.Generator(8, (32, 32, 1), 2)
     generator.apply(module.init_weights(torch.Generator().manual_seed(2)))
-    real, _, eps = tiny_case(1, size=32)
-    z = np.random.default_rng(3).standard_normal((3, 8)).astype(np.float32)
     with torch.no_grad():
         fake = generator.train()(torch.from_numpy(z)).permute(0, 2, 3, 1).numpy()
     critic.double()
+
+    def step():
+        critic.float()
+        g_opt = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.0, 0.9))
+        c_opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.0, 0.9))
+        train_step = module.make_train_step(generator, critic, g_opt, c_opt, gp_weight)
+        return train_step([torch.from_numpy(real).permute(0, 3, 1, 2)], [torch.from_numpy(z)],
+                          [torch.from_numpy(eps)], torch.from_numpy(z))
+    return fake, score, step
+
+
+def chainer_penalty_step(real, z, eps, gp_weight):
+    """The Chainer half of the penalty test, as pytorch_penalty_step."""
+    module, critic, score, _ = chainer_critic("wgan_gp", size=32, width=2)
+    chainer = module.chainer
+    generator = module.Generator(8, (32, 32, 1), 2, np.random.RandomState(2))
+    with chainer.using_config("train", True), chainer.no_backprop_mode():
+        fake = generator(z).array.transpose(0, 2, 3, 1)
+
+    def step():
+        g_opt = chainer.optimizers.Adam(alpha=1e-4, beta1=0.0, beta2=0.9).setup(generator)
+        c_opt = chainer.optimizers.Adam(alpha=1e-4, beta1=0.0, beta2=0.9).setup(critic)
+        train_step = module.make_train_step(generator, critic, g_opt, c_opt, gp_weight)
+        return train_step([module.to_nchw(real)], [z], [eps], z)
+    return fake, score, step
+
+
+PENALTY_STEPS = {"pytorch": pytorch_penalty_step, "chainer": chainer_penalty_step}
+
+
+@pytest.mark.parametrize("framework", WGAN_FRAMEWORKS)
+def test_the_penalty_in_the_critic_step_is_lambda_mean_of_per_sample_terms(framework):
+    # One critic step (n_critic 1) on a tiny critic: the step's loss is
+    # mean f(fake) - mean f(real) + lambda mean_i (norm_i - 1)^2 with the
+    # finite-difference norms at the step's own x_hat_i (eps_i per sample).
+    real, _, eps = tiny_case(1, size=32)
+    z = np.random.default_rng(3).standard_normal((3, 8)).astype(np.float32)
+    gp_weight = 10.0
+    fake, score, step = PENALTY_STEPS[framework](real, z, eps, gp_weight)
     x_hat = (eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake).astype(np.float64)
     fd_norms = finite_difference_norms(score, x_hat)
     f_real, f_fake = score(real.astype(np.float64)), score(fake.astype(np.float64))
-    gp_weight = 10.0
     expected = f_fake.mean() - f_real.mean() + gp_weight * ((fd_norms - 1) ** 2).mean()
-    critic.float()
-    g_opt = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    c_opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    step = module.make_train_step(generator, critic, g_opt, c_opt, gp_weight)
-    metrics = step([torch.from_numpy(real).permute(0, 3, 1, 2)], [torch.from_numpy(z)], [torch.from_numpy(eps)],
-                   torch.from_numpy(z))
+    metrics = step()
     assert metrics["gradient_penalty"] == pytest.approx(((fd_norms - 1) ** 2).mean(), rel=1e-4)
     assert metrics["grad_norm"] == pytest.approx(fd_norms.mean(), rel=1e-4)
     assert metrics["critic_loss"] == pytest.approx(expected, rel=1e-4)
