@@ -19,7 +19,7 @@ from tests.answers import expect_usage_error, read_rows, run_in_process, run_pro
 from tests.conftest import load_script
 from tests.fixtures import make_cifar_dir, make_mnist_dir
 
-WGAN_FRAMEWORKS = ("pytorch",)
+WGAN_FRAMEWORKS = ("pytorch", "tf_slim")
 QUESTIONS = ("wgan", "wgan_gp")
 CASES = [(q, f) for q in QUESTIONS for f in WGAN_FRAMEWORKS]
 IDS = [f"{q}-{f}" for q, f in CASES]
@@ -190,9 +190,16 @@ def pytorch_critic(question, size=8, width=4):
     return module, critic, score, norms
 
 
+def framework_critic(framework):
+    """The tiny-critic helper of a framework: ``<framework>_critic(question,
+    size, width)`` -> (module, critic, score, norms), as pytorch_critic."""
+    return globals()[f"{framework}_critic"]
+
+
+@pytest.mark.parametrize("framework", WGAN_FRAMEWORKS)
 @pytest.mark.parametrize("question", QUESTIONS)
-def test_gradient_norms_are_per_sample_and_match_finite_differences(question):
-    module, critic, score, norms = pytorch_critic(question)
+def test_gradient_norms_are_per_sample_and_match_finite_differences(question, framework):
+    module, critic, score, norms = framework_critic(framework)(question)
     real, fake, eps = tiny_case()
     x_hat = (eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake).astype(np.float64)
     expected = finite_difference_norms(score, x_hat)
@@ -204,10 +211,17 @@ def test_gradient_norms_are_per_sample_and_match_finite_differences(question):
     assert np.abs(once[1:] - expected[1:]).max() > 1e-3 * expected.max()
 
 
-def test_the_penalty_in_the_critic_step_is_lambda_mean_of_per_sample_terms():
+@pytest.mark.parametrize("framework", WGAN_FRAMEWORKS)
+def test_the_penalty_in_the_critic_step_is_lambda_mean_of_per_sample_terms(framework):
     # One critic step (n_critic 1) on a tiny critic: the step's loss is
     # mean f(fake) - mean f(real) + lambda mean_i (norm_i - 1)^2 with the
     # finite-difference norms at the step's own x_hat_i (eps_i per sample).
+    if framework != "pytorch":
+        metrics, fd_norms, expected = globals()[f"{framework}_penalty_step"]()
+        assert metrics["gradient_penalty"] == pytest.approx(((fd_norms - 1) ** 2).mean(), rel=1e-4)
+        assert metrics["grad_norm"] == pytest.approx(fd_norms.mean(), rel=1e-4)
+        assert metrics["critic_loss"] == pytest.approx(expected, rel=1e-4)
+        return
     import torch
     module, critic, score, _ = pytorch_critic("wgan_gp", size=32, width=2)
     critic.float()
@@ -232,6 +246,80 @@ def test_the_penalty_in_the_critic_step_is_lambda_mean_of_per_sample_terms():
     assert metrics["gradient_penalty"] == pytest.approx(((fd_norms - 1) ** 2).mean(), rel=1e-4)
     assert metrics["grad_norm"] == pytest.approx(fd_norms.mean(), rel=1e-4)
     assert metrics["critic_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+# TF-Slim ------------------------------------------------------------------
+
+def tf_slim_critic(question, size=8, width=4):
+    """The TF-Slim script's critic, tiny as pytorch_critic's, in float64:
+    its own graph and session, the layers built from a float64 placeholder
+    (slim makes float64 variables), the weights drawn by the script's
+    initializers and then rounded to float32 values (so a float32 copy is
+    the same critic); layer-norm gains and offsets away from 1 and 0.
+    ``critic.values``: the variables' values, by name."""
+    from functools import partial
+    from types import SimpleNamespace
+    module = load_script(question, "tf_slim")
+    tf = module.tf
+    image_shape = (size, size, 1)
+    net = (partial(module.Critic, image_shape=image_shape) if question == "wgan" else
+           partial(module.Critic, width=width, norm="layer"))
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(1)
+        critic = SimpleNamespace(net=net)
+        images = tf.placeholder(tf.float64, (None, *image_shape))
+        real, fake = (tf.placeholder(tf.float64, (None, *image_shape)) for _ in range(2))
+        eps = tf.placeholder(tf.float64, (None,))
+        scores = critic.net(images)
+        norm_op = module.gradient_norms(critic, real, fake, eps)
+        variables = tf.global_variables()
+        sess = tf.Session(graph=graph)
+        sess.run(tf.global_variables_initializer())
+    rng = np.random.default_rng(1)
+    values = {}
+    for v, value in zip(variables, sess.run(variables)):
+        if "/norm" in v.op.name:                    # layer-norm gains and offsets away from 1 and 0
+            value = rng.uniform(0.5, 1.5, value.shape) if v.op.name.endswith("gamma") else \
+                rng.uniform(-0.5, 0.5, value.shape)
+        values[v.op.name] = value.astype(np.float32)
+    sess.run([v.initializer for v in variables],
+             {v.initializer.inputs[1]: values[v.op.name].astype(np.float64) for v in variables})
+    critic.values = values
+    assert all(v.dtype.base_dtype == tf.float64 for v in variables)
+
+    def score(batch):
+        return sess.run(scores, {images: batch}).reshape(-1)
+
+    def norms(real_images, fake_images, eps_values):
+        return sess.run(norm_op, {real: real_images.astype(np.float64), fake: fake_images.astype(np.float64),
+                                  eps: eps_values.astype(np.float64)})
+    return module, critic, score, norms
+
+
+def tf_slim_penalty_step():
+    """The TF-Slim half of the penalty test: the script's model (width 2,
+    z 8) with tf_slim_critic's float32-exact weights, a training-mode G(z)
+    for the fakes, the finite-difference norms of the float64 critic, and
+    one iteration of the script's train step with n_critic 1.  Returns the
+    step's metrics, the norms and the expected critic loss."""
+    module, critic64, score, _ = tf_slim_critic("wgan_gp", size=32, width=2)
+    networks = module.build_model((32, 32, 1), 8, 2, "layer", seed=2, lr=1e-4, device="/cpu:0")
+    generator, critic = networks[:2]
+    critic.sess.run([v.initializer for v in critic.variables],
+                    {v.initializer.inputs[1]: critic64.values[v.op.name] for v in critic.variables})
+    with generator.sess.graph.as_default():
+        train_mode_fakes = generator.net(generator.inputs, is_training=True)   # its BatchNorm updates are not run
+    real, _, eps = tiny_case(1, size=32)
+    z = np.random.default_rng(3).standard_normal((3, 8)).astype(np.float32)
+    fake = generator.sess.run(train_mode_fakes, {generator.inputs: z})
+    x_hat = (eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake).astype(np.float64)
+    fd_norms = finite_difference_norms(score, x_hat)
+    f_real, f_fake = score(real.astype(np.float64)), score(fake.astype(np.float64))
+    gp_weight = 10.0
+    expected = f_fake.mean() - f_real.mean() + gp_weight * ((fd_norms - 1) ** 2).mean()
+    step = module.make_train_step(*networks, gp_weight)
+    return step([real], [z], [eps], z), fd_norms, expected
 
 
 def test_wgan_clips_every_critic_parameter():
