@@ -97,18 +97,16 @@ def load_data(args, split):
 # the current graph (named like the classes of the other versions); variable
 # scopes hold the weights, and every call after the first shares them
 # (tf.AUTO_REUSE).  Layers are created in the order of PyTorch's modules.
+def leaky_relu(x):
+    return tf.nn.leaky_relu(x, alpha=LEAKY_SLOPE)
+
+
 def init_weights():
     """Glorot-uniform weights, zero biases, no activation and no normalizer
     unless a layer asks (slim's default activation_fn is relu).  The draws
     come from the graph's seed (tf.set_random_seed in build_model)."""
-    return slim.arg_scope([slim.fully_connected, slim.conv2d],
-                          weights_initializer=tf.glorot_uniform_initializer(),
-                          biases_initializer=tf.zeros_initializer(),
-                          activation_fn=None, normalizer_fn=None)
-
-
-def leaky_relu(x):
-    return tf.nn.leaky_relu(x, alpha=LEAKY_SLOPE)
+    return slim.arg_scope([slim.fully_connected, slim.conv2d], weights_initializer=tf.glorot_uniform_initializer(),
+                          biases_initializer=tf.zeros_initializer(), activation_fn=None, normalizer_fn=None)
 
 
 def batch_norm(x, is_training, scope):
@@ -173,9 +171,8 @@ def FirstBlock(x, channels, scope):
 
 def CriticBlock(x, norm, down, scope):
     """The critic's residual block, (LN, LeakyReLU, conv3x3) twice; "down"
-    mean-pools after the second conv and in the shortcut (conv1x1 then
-    pool): (N, H, W, C) -> (N, H/2, W/2, C); a plain block keeps the size
-    and has the identity as shortcut."""
+    mean-pools after the second conv and in the shortcut (conv1x1, pool):
+    (N, H, W, C) -> (N, H/2, W/2, C); a plain one has the identity as shortcut."""
     channels = int(x.shape[-1])
     with tf.variable_scope(scope):
         h = conv3x3(leaky_relu(layer_norm(x, norm, "norm1")), channels, "conv1")
@@ -214,11 +211,10 @@ def model_info(image_shape, z_dim, width, norm):
 
 
 def build_model(image_shape, z_dim, width, norm, seed, lr, device):
-    """G, the critic (initialised from ``seed``) and their Adam optimizers,
-    in a new graph and session.  G and the critic are namespaces of the
-    graph function (``net``), the placeholder (``inputs``), the ``output``
-    of inference mode, the ``variables`` (BatchNorm moving statistics
-    included), the session and the device."""
+    """G, the critic (initialised from ``seed``) and their Adam optimizers, in
+    a new graph and session.  G and the critic are namespaces: graph function
+    ``net``, placeholder ``inputs``, inference ``output``, ``variables``
+    (BatchNorm moving statistics included), ``sess``, ``device``."""
     graph = tf.Graph()
     sess = make_session(graph)
     with graph.as_default(), tf.device(device):
@@ -231,17 +227,15 @@ def build_model(image_shape, z_dim, width, norm, seed, lr, device):
         critic.output = critic.net(images)
         for network, scope in ((generator, "generator/"), (critic, "critic/")):
             network.variables, network.sess, network.device = slim.get_model_variables(scope), sess, device
-        g_optimizer, c_optimizer = (tf.train.AdamOptimizer(lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
-                                                           epsilon=ADAM_EPS, name=name)
+        g_optimizer, c_optimizer = (tf.train.AdamOptimizer(lr, ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPS, name=name)
                                     for name in ("g_adam", "c_adam"))
         sess.run(tf.global_variables_initializer())
     return generator, critic, g_optimizer, c_optimizer
 
 
 def generate(generator, z, device):
-    """G(z) in inference mode (BatchNorm's moving statistics), NumPy in and
-    out: (N, z_dim) -> images (N, H, W, C) in [-1, 1].
-    (``device``: fixed when the graph was built.)"""
+    """G(z) in inference mode (BatchNorm's moving statistics), NumPy in and out:
+    (N, z_dim) -> images (N, H, W, C) in [-1, 1] (``device``: fixed in the graph)."""
     return np.concatenate([generator.sess.run(generator.output, {generator.inputs: z[i:i + TEST_BATCH]})
                            for i in range(0, len(z), TEST_BATCH)])
 
@@ -267,10 +261,9 @@ def gradient_norms(critic, real_images, fake_images, eps):
     """||grad_x f(x_hat_i)||_2 per sample, over all of H, W and C, at
     x_hat_i = eps_i x_i + (1 - eps_i) G(z_i) with one eps_i per sample.
     Samples do not interact in the critic (layer norm is per sample), so the
-    gradient of sum_i f(x_hat_i) holds every sample's own gradient.
-    TF1: tf.gradients adds the gradient to the graph as ordinary ops, so a
-    loss made of these norms can be differentiated again (double backprop;
-    PyTorch's create_graph=True)."""
+    gradient of sum_i f(x_hat_i) holds every sample's own gradient.  TF1:
+    tf.gradients adds the gradient to the graph as ordinary ops, which a
+    loss can be differentiated through again (PyTorch's create_graph=True)."""
     eps = tf.reshape(eps, [-1, 1, 1, 1])
     x_hat = eps * real_images + (1.0 - eps) * tf.stop_gradient(fake_images)
     (grads,) = tf.gradients(tf.reduce_sum(critic.net(x_hat)), [x_hat])
@@ -286,16 +279,14 @@ def gradient_penalty(norms):
 def make_train_step(generator, critic, g_optimizer, c_optimizer, gp_weight):
     """One iteration (Algorithm 1 of the paper): n_critic critic updates,
     each on its own real batch, z and eps, the loss with the gradient
-    penalty (its gradient needs the gradient of a gradient: the optimizer's
-    tf.gradients runs back through gradient_norms' tf.gradients); then one G
-    update on a fresh z.
+    penalty (the gradient of a gradient: the optimizer's tf.gradients runs
+    back through gradient_norms' tf.gradients); then one G update on a fresh z.
 
     real_batches, critic_z, eps: lists of n_critic batches (N, H, W, C),
     (N, z_dim) and (N,); g_z (N, z_dim).  Returns the metrics of wgan.FIELDS
-    (the critic's numbers averaged over its n_critic steps).
-    TF1: this adds a critic step and a G step to the graph once (and Adam's
-    variables, which it initialises); the returned function runs the critic
-    step n_critic times and the G step once, a ``sess.run`` each."""
+    (the critic's averaged over its n_critic steps).  TF1: the critic step
+    and the G step are added to the graph once (Adam's variables initialised
+    here); the returned function runs them, one ``sess.run`` each."""
     sess = generator.sess
     with sess.graph.as_default(), tf.device(generator.device):
         critic_variables, generator_variables = tf.trainable_variables("critic/"), tf.trainable_variables("generator/")
@@ -343,19 +334,13 @@ def save_variables(sess, variables, path):
 
 
 def load_variables(sess, variables, path):
-    """Each variable gets its value by name from ``path`` through its
-    initializer, with the value fed in (what tf.Variable.load does): no op
-    is added to the finalized graph.  A broken file: one line."""
+    """Each variable gets its value by name from ``path`` through its initializer,
+    the value fed in: no op is added to the finalized graph.  A broken file: one line."""
     with runs.reading(path), np.load(path, allow_pickle=False) as saved:
         missing = [v.op.name for v in variables if v.op.name not in saved.files]
         if missing:
             raise ValueError(f"{missing[0]} is missing")
         sess.run([v.initializer for v in variables], {v.initializer.inputs[1]: saved[v.op.name] for v in variables})
-
-
-def optimizer_variables(sess, g_optimizer, d_optimizer):
-    with sess.graph.as_default():   # TF1 looks an optimizer's variables (moments, beta powers) up in its graph
-        return g_optimizer.variables() + d_optimizer.variables()
 
 
 def save_checkpoint(run, iteration, networks, feed, z_sampler, mix_sampler, info, args):
@@ -365,9 +350,9 @@ def save_checkpoint(run, iteration, networks, feed, z_sampler, mix_sampler, info
     def write_files(folder):
         save_variables(sess, generator.variables, folder / G_FILE)    # BatchNorm moving statistics included
         save_variables(sess, critic.variables, folder / D_FILE)
-        # No TensorFlow random state to keep: the graph draws random
-        # numbers only for the initial weights.
-        save_variables(sess, optimizer_variables(sess, g_optimizer, c_optimizer), folder / OPT_FILE)
+        # No TF random state to keep: the graph draws random numbers only for the initial weights.
+        with sess.graph.as_default():   # TF1 looks an optimizer's variables (moments, beta powers) up in its graph
+            save_variables(sess, g_optimizer.variables() + c_optimizer.variables(), folder / OPT_FILE)
     run.save_checkpoint(iteration, write_files, {
         "model": info, "feed": feed.state_dict(), "z_sampler": z_sampler.state_dict(),
         "mix_sampler": mix_sampler.state_dict(), "generator_steps": iteration,
@@ -376,13 +361,13 @@ def save_checkpoint(run, iteration, networks, feed, z_sampler, mix_sampler, info
 
 
 def load_checkpoint(folder, networks):
-    """Weights, and with the optimizers in ``networks`` their state (the data
-    order, the noise and the mixes are in meta.json)."""
+    """Weights, and with the optimizers in ``networks`` their state (data order, noise, mixes: meta.json)."""
     generator, critic, *optimizers = networks
     for network, name in ((generator, G_FILE), (critic, D_FILE)):
         load_variables(network.sess, network.variables, folder / name)
     if optimizers:
-        load_variables(generator.sess, optimizer_variables(generator.sess, *optimizers), folder / OPT_FILE)
+        with generator.sess.graph.as_default():   # (the optimizers' variables are looked up in the graph)
+            load_variables(generator.sess, optimizers[0].variables() + optimizers[1].variables(), folder / OPT_FILE)
 
 
 def train(args):

@@ -161,12 +161,10 @@ def Critic(images, image_shape):
 
 
 class RMSProp:
-    """torch.optim.RMSprop(lr, alpha=rho, eps, momentum=0, centered=False)
-    written out in the graph, with the two methods of a tf.train optimizer
-    that this script uses (``minimize``, ``variables``).  Per parameter p
-    with gradient g:  v <- rho v + (1 - rho) g^2;  p <- p - lr g / (sqrt(v) + eps),
-    v starting at 0.  (tf.train.RMSPropOptimizer starts v at 1 and divides by
-    sqrt(v + eps): its first steps are about 10x smaller.)"""
+    """torch.optim.RMSprop(lr, alpha=rho, eps, momentum=0, centered=False) in
+    the graph, with the two methods of a tf.train optimizer used here.  Per
+    parameter p with gradient g:  v <- rho v + (1 - rho) g^2;  p <- p - lr g / (sqrt(v) + eps),
+    v from 0 (tf.train.RMSPropOptimizer: v from 1, lr g / sqrt(v + eps))."""
 
     def __init__(self, lr, rho=RMSPROP_RHO, eps=RMSPROP_EPS, name="rmsprop"):
         self._lr, self._rho, self._epsilon, self._name = lr, rho, eps, name
@@ -198,10 +196,9 @@ def model_info(image_shape, z_dim):
 
 def build_model(image_shape, z_dim, seed, lr, device):
     """G, the critic (initialised from ``seed``) and their RMSProp optimizers,
-    in a new graph and session.  TF1 has no network objects: G and the
-    critic are namespaces of the graph function (``net``), the placeholder
-    (``inputs``), the ``output`` of inference mode, the ``variables``
-    (BatchNorm moving statistics included), the session and the device."""
+    in a new graph and session.  TF1 has no network objects: G and the critic
+    are namespaces: graph function ``net``, placeholder ``inputs``, inference
+    ``output``, ``variables`` (BatchNorm moving statistics included), ``sess``, ``device``."""
     graph = tf.Graph()
     sess = make_session(graph)
     with graph.as_default(), tf.device(device):
@@ -220,9 +217,8 @@ def build_model(image_shape, z_dim, seed, lr, device):
 
 
 def generate(generator, z, device):
-    """G(z) in inference mode (BatchNorm's moving statistics), NumPy in and
-    out: (N, z_dim) -> images (N, H, W, C) in [-1, 1].
-    (``device``: fixed when the graph was built.)"""
+    """G(z) in inference mode (BatchNorm's moving statistics), NumPy in and out:
+    (N, z_dim) -> images (N, H, W, C) in [-1, 1] (``device``: fixed in the graph)."""
     return np.concatenate([generator.sess.run(generator.output, {generator.inputs: z[i:i + TEST_BATCH]})
                            for i in range(0, len(z), TEST_BATCH)])
 
@@ -249,9 +245,7 @@ def gradient_norms(critic, real_images, fake_images, eps):
     """||grad_x f(x_hat_i)||_2 per sample, over all of H, W and C, at
     x_hat_i = eps_i x_i + (1 - eps_i) G(z_i) with one eps_i per sample.
     Samples do not interact in the critic, so the gradient of sum_i f(x_hat_i)
-    holds every sample's own gradient.  Here (WGAN) only a measure.  (TF1:
-    tf.gradients adds the gradient to the graph as ops of its own, which
-    could be differentiated again; PyTorch needs create_graph for that.)"""
+    holds every sample's own gradient.  Here (WGAN) only a measure."""
     eps = tf.reshape(eps, [-1, 1, 1, 1])
     x_hat = eps * real_images + (1.0 - eps) * tf.stop_gradient(fake_images)
     (grads,) = tf.gradients(tf.reduce_sum(critic.net(x_hat)), [x_hat])
@@ -268,10 +262,9 @@ def make_train_step(generator, critic, g_optimizer, c_optimizer, clip):
     eps (N,): the mix of the gradient-norm measure, taken once per iteration
     after the critic updates on the last critic batch; g_z (N, z_dim).
     Returns the metrics of wgan.FIELDS but clip_fraction (the critic's
-    numbers averaged over its n_critic steps).
-    TF1: this adds a critic step and a G step to the graph once (and the
-    optimizers' variables, which it initialises); the returned function runs
-    the critic step n_critic times and the G step once, a ``sess.run`` each."""
+    averaged over its n_critic steps).  TF1: the critic step and the G step
+    are added to the graph once (the optimizers' variables initialised here);
+    the returned function runs them, one ``sess.run`` each."""
     sess = generator.sess
     with sess.graph.as_default(), tf.device(generator.device):
         critic_variables, generator_variables = tf.trainable_variables("critic/"), tf.trainable_variables("generator/")
@@ -325,9 +318,8 @@ def save_variables(sess, variables, path):
 
 
 def load_variables(sess, variables, path):
-    """Each variable gets its value by name from ``path`` through its
-    initializer, with the value fed in (what tf.Variable.load does): no op
-    is added to the finalized graph.  A broken file: one line."""
+    """Each variable gets its value by name from ``path`` through its initializer,
+    the value fed in: no op is added to the finalized graph.  A broken file: one line."""
     with runs.reading(path), np.load(path, allow_pickle=False) as saved:
         missing = [v.op.name for v in variables if v.op.name not in saved.files]
         if missing:
@@ -342,8 +334,7 @@ def save_checkpoint(run, iteration, networks, feed, z_sampler, mix_sampler, info
     def write_files(folder):
         save_variables(sess, generator.variables, folder / G_FILE)    # BatchNorm moving statistics included
         save_variables(sess, critic.variables, folder / D_FILE)
-        # No TensorFlow random state to keep: the graph draws random
-        # numbers only for the initial weights.
+        # No TF random state to keep: the graph draws random numbers only for the initial weights.
         save_variables(sess, g_optimizer.variables() + c_optimizer.variables(), folder / OPT_FILE)
     run.save_checkpoint(iteration, write_files, {
         "model": info, "feed": feed.state_dict(), "z_sampler": z_sampler.state_dict(),
@@ -353,8 +344,7 @@ def save_checkpoint(run, iteration, networks, feed, z_sampler, mix_sampler, info
 
 
 def load_checkpoint(folder, networks):
-    """Weights, and with the optimizers in ``networks`` their state (the data
-    order, the noise and the mixes are in meta.json)."""
+    """Weights, and with the optimizers in ``networks`` their state (data order, noise, mixes: meta.json)."""
     generator, critic, *optimizers = networks
     for network, name in ((generator, G_FILE), (critic, D_FILE)):
         load_variables(network.sess, network.variables, folder / name)
