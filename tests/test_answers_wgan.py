@@ -19,7 +19,7 @@ from tests.answers import expect_usage_error, read_rows, run_in_process, run_pro
 from tests.conftest import load_script
 from tests.fixtures import make_cifar_dir, make_mnist_dir
 
-WGAN_FRAMEWORKS = ("pytorch", "chainer")
+WGAN_FRAMEWORKS = ("pytorch", "tf_slim", "keras", "chainer")
 QUESTIONS = ("wgan", "wgan_gp")
 CASES = [(q, f) for q in QUESTIONS for f in WGAN_FRAMEWORKS]
 IDS = [f"{q}-{f}" for q, f in CASES]
@@ -218,13 +218,18 @@ def chainer_critic(question, size=8, width=4):
     return module, critic, score, norms
 
 
-CRITICS = {"pytorch": pytorch_critic, "chainer": chainer_critic}
+
+def framework_helper(kind, framework):
+    """This section's helper of a framework: ``pytorch_critic``,
+    ``keras_penalty_case``, ... (one of each kind per framework, the
+    TF-Slim and Keras ones below the tests)."""
+    return globals()[f"{framework}_{kind}"]
 
 
 @pytest.mark.parametrize("framework", WGAN_FRAMEWORKS)
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_gradient_norms_are_per_sample_and_match_finite_differences(question, framework):
-    module, critic, score, norms = CRITICS[framework](question)
+    module, critic, score, norms = framework_helper("critic", framework)(question)
     real, fake, eps = tiny_case()
     x_hat = (eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake).astype(np.float64)
     expected = finite_difference_norms(score, x_hat)
@@ -236,9 +241,10 @@ def test_gradient_norms_are_per_sample_and_match_finite_differences(question, fr
     assert np.abs(once[1:] - expected[1:]).max() > 1e-3 * expected.max()
 
 
-def pytorch_penalty_step(real, z, eps, gp_weight):
-    """The PyTorch half of the penalty test: G's fakes (training mode), the
-    float64 score of the critic before the step, and the step itself."""
+def pytorch_penalty_case(real, z, eps, gp_weight):
+    """(score, fake, step) of a tiny PyTorch WGAN-GP: the critic's float64
+    scores before the step, G(z) in training mode (NHWC), and ``step()``,
+    one train step (n_critic 1) on real, z, eps, returning its metrics."""
     import torch
     module, critic, score, _ = pytorch_critic("wgan_gp", size=32, width=2)
     critic.float()
@@ -255,11 +261,11 @@ def pytorch_penalty_step(real, z, eps, gp_weight):
         train_step = module.make_train_step(generator, critic, g_opt, c_opt, gp_weight)
         return train_step([torch.from_numpy(real).permute(0, 3, 1, 2)], [torch.from_numpy(z)],
                           [torch.from_numpy(eps)], torch.from_numpy(z))
-    return fake, score, step
+    return score, fake, step
 
 
-def chainer_penalty_step(real, z, eps, gp_weight):
-    """The Chainer half of the penalty test, as pytorch_penalty_step."""
+def chainer_penalty_case(real, z, eps, gp_weight):
+    """pytorch_penalty_case for the Chainer script."""
     module, critic, score, _ = chainer_critic("wgan_gp", size=32, width=2)
     chainer = module.chainer
     generator = module.Generator(8, (32, 32, 1), 2, np.random.RandomState(2))
@@ -271,10 +277,8 @@ def chainer_penalty_step(real, z, eps, gp_weight):
         c_opt = chainer.optimizers.Adam(alpha=1e-4, beta1=0.0, beta2=0.9).setup(critic)
         train_step = module.make_train_step(generator, critic, g_opt, c_opt, gp_weight)
         return train_step([module.to_nchw(real)], [z], [eps], z)
-    return fake, score, step
+    return score, fake, step
 
-
-PENALTY_STEPS = {"pytorch": pytorch_penalty_step, "chainer": chainer_penalty_step}
 
 
 @pytest.mark.parametrize("framework", WGAN_FRAMEWORKS)
@@ -285,7 +289,7 @@ def test_the_penalty_in_the_critic_step_is_lambda_mean_of_per_sample_terms(frame
     real, _, eps = tiny_case(1, size=32)
     z = np.random.default_rng(3).standard_normal((3, 8)).astype(np.float32)
     gp_weight = 10.0
-    fake, score, step = PENALTY_STEPS[framework](real, z, eps, gp_weight)
+    score, fake, step = framework_helper("penalty_case", framework)(real, z, eps, gp_weight)
     x_hat = (eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake).astype(np.float64)
     fd_norms = finite_difference_norms(score, x_hat)
     f_real, f_fake = score(real.astype(np.float64)), score(fake.astype(np.float64))
@@ -294,6 +298,128 @@ def test_the_penalty_in_the_critic_step_is_lambda_mean_of_per_sample_terms(frame
     assert metrics["gradient_penalty"] == pytest.approx(((fd_norms - 1) ** 2).mean(), rel=1e-4)
     assert metrics["grad_norm"] == pytest.approx(fd_norms.mean(), rel=1e-4)
     assert metrics["critic_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+# TF-Slim ------------------------------------------------------------------
+
+def tf_slim_critic(question, size=8, width=4):
+    """The TF-Slim script's critic, tiny as pytorch_critic's, in float64:
+    its own graph and session, the layers built from a float64 placeholder
+    (slim makes float64 variables), the weights drawn by the script's
+    initializers and then rounded to float32 values (so a float32 copy is
+    the same critic); layer-norm gains and offsets away from 1 and 0.
+    ``critic.values``: the variables' values, by name."""
+    from functools import partial
+    from types import SimpleNamespace
+    module = load_script(question, "tf_slim")
+    tf = module.tf
+    image_shape = (size, size, 1)
+    net = (partial(module.Critic, image_shape=image_shape) if question == "wgan" else
+           partial(module.Critic, width=width, norm="layer"))
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(1)
+        critic = SimpleNamespace(net=net)
+        images = tf.placeholder(tf.float64, (None, *image_shape))
+        real, fake = (tf.placeholder(tf.float64, (None, *image_shape)) for _ in range(2))
+        eps = tf.placeholder(tf.float64, (None,))
+        scores = critic.net(images)
+        norm_op = module.gradient_norms(critic, real, fake, eps)
+        variables = tf.global_variables()
+        sess = tf.Session(graph=graph)
+        sess.run(tf.global_variables_initializer())
+    rng = np.random.default_rng(1)
+    values = {}
+    for v, value in zip(variables, sess.run(variables)):
+        if "/norm" in v.op.name:                    # layer-norm gains and offsets away from 1 and 0
+            value = rng.uniform(0.5, 1.5, value.shape) if v.op.name.endswith("gamma") else \
+                rng.uniform(-0.5, 0.5, value.shape)
+        values[v.op.name] = value.astype(np.float32)
+    sess.run([v.initializer for v in variables],
+             {v.initializer.inputs[1]: values[v.op.name].astype(np.float64) for v in variables})
+    critic.values = values
+    assert all(v.dtype.base_dtype == tf.float64 for v in variables)
+
+    def score(batch):
+        return sess.run(scores, {images: batch}).reshape(-1)
+
+    def norms(real_images, fake_images, eps_values):
+        return sess.run(norm_op, {real: real_images.astype(np.float64), fake: fake_images.astype(np.float64),
+                                  eps: eps_values.astype(np.float64)})
+    return module, critic, score, norms
+
+
+def tf_slim_penalty_case(real, z, eps, gp_weight):
+    """pytorch_penalty_case for the TF-Slim script: its model (width 2, z 8)
+    with tf_slim_critic's float32-exact weights, so that the float64 critic
+    scores the same critic the float32 step trains."""
+    module, critic64, score, _ = tf_slim_critic("wgan_gp", size=32, width=2)
+    networks = module.build_model((32, 32, 1), 8, 2, "layer", seed=2, lr=1e-4, device="/cpu:0")
+    generator, critic = networks[:2]
+    critic.sess.run([v.initializer for v in critic.variables],
+                    {v.initializer.inputs[1]: critic64.values[v.op.name] for v in critic.variables})
+    with generator.sess.graph.as_default():
+        train_mode_fakes = generator.net(generator.inputs, is_training=True)   # its BatchNorm updates are not run
+    fake = generator.sess.run(train_mode_fakes, {generator.inputs: z})
+
+    def step():
+        return module.make_train_step(*networks, gp_weight)([real], [z], [eps], z)
+    return score, fake, step
+
+
+# Keras 3 ------------------------------------------------------------------
+
+def keras_critic(question, size=8, width=4):
+    """The Keras script's critic, tiny, as pytorch_critic (float32, its
+    layer-norm gains and offsets away from 1 and 0); ``score`` and ``norms``
+    run a float64 copy of it (built under the float64 dtype policy, the
+    float32 weights copied in exactly), made now: the weights before any step."""
+    import keras
+    module = load_script(question, "keras")
+
+    def build():
+        rng = keras.random.SeedGenerator(1)
+        if question == "wgan":
+            return module.Critic((size, size, 1), rng)
+        return module.Critic((size, size, 1), width, "layer", rng)
+    critic = build()
+    if question == "wgan_gp":
+        rng = np.random.default_rng(1)
+        for norm in (layer for layer in critic.layers if isinstance(layer, module.LayerNorm)):
+            gain, offset = norm.get_weights()
+            norm.set_weights([rng.uniform(0.5, 1.5, gain.shape).astype(np.float32),
+                              rng.uniform(-0.5, 0.5, offset.shape).astype(np.float32)])
+    policy, floatx = keras.config.dtype_policy(), keras.config.floatx()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        twin = build()
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+    twin.set_weights([w.astype(np.float64) for w in critic.get_weights()])
+
+    def score(images):
+        return keras.ops.convert_to_numpy(twin(images.astype(np.float64), training=False)).reshape(-1)
+
+    def norms(real, fake, eps):
+        as_float64 = (a.astype(np.float64) for a in (real, fake, eps))
+        return keras.ops.convert_to_numpy(module.gradient_norms(twin, *as_float64))
+    return module, critic, score, norms
+
+
+def keras_penalty_case(real, z, eps, gp_weight):
+    """pytorch_penalty_case for the Keras script (float32 step, float64 scores)."""
+    import keras
+    module, critic, score, _ = keras_critic("wgan_gp", size=32, width=2)
+    generator = module.Generator(8, (32, 32, 1), 2, keras.random.SeedGenerator(2))
+    fake = keras.ops.convert_to_numpy(generator(z, training=True))
+
+    def step():
+        g_opt, c_opt = (keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9) for _ in range(2))
+        train_step = module.make_train_step(generator, critic, g_opt, c_opt, gp_weight)
+        return train_step([real], [z], [eps], z)
+    return score, fake, step
 
 
 def test_wgan_clips_every_critic_parameter():
