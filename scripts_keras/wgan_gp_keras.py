@@ -106,15 +106,28 @@ def batch_norm(name):
                                       beta_initializer="zeros", name=name)
 
 
+class LayerNorm(layers.Layer):
+    """Layer norm per sample over (H, W, C), eps 1e-5, with a gain (1) and
+    an offset (0) per channel: torch's GroupNorm(1, C).  Written out rather
+    than Keras' GroupNormalization(groups=1, axis=-1), which computes the
+    same numbers but takes its variance from tf.nn.moments: that puts a
+    stop_gradient on the mean, harmless for a gradient but it drops a term
+    of the gradient of a gradient, so the penalty's update would be wrong
+    (tests/test_parity_wgan_keras.py shows it)."""
+
+    def build(self, input_shape):
+        self.gamma = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="beta")
+
+    def call(self, x):
+        mean = keras.ops.mean(x, axis=(1, 2, 3), keepdims=True)                 # (N, 1, 1, 1)
+        variance = keras.ops.mean(keras.ops.square(x - mean), axis=(1, 2, 3), keepdims=True)
+        return (x - mean) * keras.ops.rsqrt(variance + LN_EPS) * self.gamma + self.beta
+
+
 def layer_norm(kind, name):
-    """The critic's normalisation: layer norm per sample over (H, W, C)
-    with a gain and an offset per channel -- GroupNormalization with one
-    group is exactly that (LayerNormalization(axis=(1, 2, 3)) would have a
-    gain per position and channel) -- or nothing (``--critic-norm none``)."""
-    if kind == "none":
-        return lambda x: x
-    return layers.GroupNormalization(groups=1, axis=-1, epsilon=LN_EPS, gamma_initializer="ones",
-                                      beta_initializer="zeros", name=name)
+    """The critic's normalisation: LayerNorm, or nothing (``--critic-norm none``)."""
+    return LayerNorm(name=name) if kind == "layer" else (lambda x: x)
 
 
 def conv3x3(channels, rng, name):

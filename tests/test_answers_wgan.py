@@ -19,7 +19,7 @@ from tests.answers import expect_usage_error, read_rows, run_in_process, run_pro
 from tests.conftest import load_script
 from tests.fixtures import make_cifar_dir, make_mnist_dir
 
-WGAN_FRAMEWORKS = ("pytorch",)
+WGAN_FRAMEWORKS = ("pytorch", "keras")
 QUESTIONS = ("wgan", "wgan_gp")
 CASES = [(q, f) for q in QUESTIONS for f in WGAN_FRAMEWORKS]
 IDS = [f"{q}-{f}" for q, f in CASES]
@@ -190,9 +190,54 @@ def pytorch_critic(question, size=8, width=4):
     return module, critic, score, norms
 
 
+def keras_critic(question, size=8, width=4):
+    """The Keras script's critic, tiny, as pytorch_critic (float32, its
+    layer-norm gains and offsets away from 1 and 0); ``score`` and ``norms``
+    run a float64 copy of it (built under the float64 dtype policy, the
+    float32 weights copied in exactly), made now: the weights before any step."""
+    import keras
+    module = load_script(question, "keras")
+
+    def build():
+        rng = keras.random.SeedGenerator(1)
+        if question == "wgan":
+            return module.Critic((size, size, 1), rng)
+        return module.Critic((size, size, 1), width, "layer", rng)
+    critic = build()
+    if question == "wgan_gp":
+        rng = np.random.default_rng(1)
+        for norm in (layer for layer in critic.layers if isinstance(layer, module.LayerNorm)):
+            gain, offset = norm.get_weights()
+            norm.set_weights([rng.uniform(0.5, 1.5, gain.shape).astype(np.float32),
+                              rng.uniform(-0.5, 0.5, offset.shape).astype(np.float32)])
+    policy, floatx = keras.config.dtype_policy(), keras.config.floatx()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        twin = build()
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+    twin.set_weights([w.astype(np.float64) for w in critic.get_weights()])
+
+    def score(images):
+        return keras.ops.convert_to_numpy(twin(images.astype(np.float64), training=False)).reshape(-1)
+
+    def norms(real, fake, eps):
+        as_float64 = (a.astype(np.float64) for a in (real, fake, eps))
+        return keras.ops.convert_to_numpy(module.gradient_norms(twin, *as_float64))
+    return module, critic, score, norms
+
+
+def framework_helper(kind, framework):
+    """This section's helper of a framework: ``pytorch_critic``, ``keras_critic``, ... (one per framework)."""
+    return globals()[f"{framework}_{kind}"]
+
+
+@pytest.mark.parametrize("framework", WGAN_FRAMEWORKS)
 @pytest.mark.parametrize("question", QUESTIONS)
-def test_gradient_norms_are_per_sample_and_match_finite_differences(question):
-    module, critic, score, norms = pytorch_critic(question)
+def test_gradient_norms_are_per_sample_and_match_finite_differences(question, framework):
+    module, critic, score, norms = framework_helper("critic", framework)(question)
     real, fake, eps = tiny_case()
     x_hat = (eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake).astype(np.float64)
     expected = finite_difference_norms(score, x_hat)
@@ -204,31 +249,57 @@ def test_gradient_norms_are_per_sample_and_match_finite_differences(question):
     assert np.abs(once[1:] - expected[1:]).max() > 1e-3 * expected.max()
 
 
-def test_the_penalty_in_the_critic_step_is_lambda_mean_of_per_sample_terms():
-    # One critic step (n_critic 1) on a tiny critic: the step's loss is
-    # mean f(fake) - mean f(real) + lambda mean_i (norm_i - 1)^2 with the
-    # finite-difference norms at the step's own x_hat_i (eps_i per sample).
+def pytorch_penalty_case(real, z, eps, gp_weight):
+    """(score, fake, step) of a tiny PyTorch WGAN-GP: the critic's float64
+    scores, G(z) in training mode (NHWC), and ``step()``, one train step
+    (n_critic 1) on real, z, eps, returning its metrics."""
     import torch
     module, critic, score, _ = pytorch_critic("wgan_gp", size=32, width=2)
     critic.float()
     generator = module.Generator(8, (32, 32, 1), 2)
     generator.apply(module.init_weights(torch.Generator().manual_seed(2)))
-    real, _, eps = tiny_case(1, size=32)
-    z = np.random.default_rng(3).standard_normal((3, 8)).astype(np.float32)
     with torch.no_grad():
         fake = generator.train()(torch.from_numpy(z)).permute(0, 2, 3, 1).numpy()
     critic.double()
+
+    def step():
+        critic.float()
+        g_opt = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.0, 0.9))
+        c_opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.0, 0.9))
+        train_step = module.make_train_step(generator, critic, g_opt, c_opt, gp_weight)
+        return train_step([torch.from_numpy(real).permute(0, 3, 1, 2)], [torch.from_numpy(z)],
+                          [torch.from_numpy(eps)], torch.from_numpy(z))
+    return score, fake, step
+
+
+def keras_penalty_case(real, z, eps, gp_weight):
+    """pytorch_penalty_case for the Keras script (float32 step, float64 scores)."""
+    import keras
+    module, critic, score, _ = keras_critic("wgan_gp", size=32, width=2)
+    generator = module.Generator(8, (32, 32, 1), 2, keras.random.SeedGenerator(2))
+    fake = keras.ops.convert_to_numpy(generator(z, training=True))
+
+    def step():
+        g_opt, c_opt = (keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9) for _ in range(2))
+        train_step = module.make_train_step(generator, critic, g_opt, c_opt, gp_weight)
+        return train_step([real], [z], [eps], z)
+    return score, fake, step
+
+
+@pytest.mark.parametrize("framework", WGAN_FRAMEWORKS)
+def test_the_penalty_in_the_critic_step_is_lambda_mean_of_per_sample_terms(framework):
+    # One critic step (n_critic 1) on a tiny critic: the step's loss is
+    # mean f(fake) - mean f(real) + lambda mean_i (norm_i - 1)^2 with the
+    # finite-difference norms at the step's own x_hat_i (eps_i per sample).
+    real, _, eps = tiny_case(1, size=32)
+    z = np.random.default_rng(3).standard_normal((3, 8)).astype(np.float32)
+    gp_weight = 10.0
+    score, fake, step = framework_helper("penalty_case", framework)(real, z, eps, gp_weight)
     x_hat = (eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake).astype(np.float64)
     fd_norms = finite_difference_norms(score, x_hat)
     f_real, f_fake = score(real.astype(np.float64)), score(fake.astype(np.float64))
-    gp_weight = 10.0
     expected = f_fake.mean() - f_real.mean() + gp_weight * ((fd_norms - 1) ** 2).mean()
-    critic.float()
-    g_opt = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    c_opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    step = module.make_train_step(generator, critic, g_opt, c_opt, gp_weight)
-    metrics = step([torch.from_numpy(real).permute(0, 3, 1, 2)], [torch.from_numpy(z)], [torch.from_numpy(eps)],
-                   torch.from_numpy(z))
+    metrics = step()
     assert metrics["gradient_penalty"] == pytest.approx(((fd_norms - 1) ** 2).mean(), rel=1e-4)
     assert metrics["grad_norm"] == pytest.approx(fd_norms.mean(), rel=1e-4)
     assert metrics["critic_loss"] == pytest.approx(expected, rel=1e-4)
