@@ -17,7 +17,10 @@ width 8, with layer norm and without):
   ran in training mode at every critic step and at the G step, as in the
   PyTorch version (Keras' moving variance takes the biased batch variance);
 - the RMSprop of wgan_keras.py is torch.optim.RMSprop (eps outside the
-  sqrt), which Keras' own RMSprop is not.
+  sqrt), which Keras' own RMSprop is not;
+- the layer norm of wgan_gp_keras.py has GroupNorm(1, C)'s second
+  derivatives (the penalty's update needs them), which Keras'
+  GroupNormalization has not.
 
 Layouts (tests/convert.py): Dense kernel = Linear weight transposed, conv
 kernels OIHW -> HWIO, transposed conv (I, O, kh, kw) -> (kh, kw, O, I),
@@ -391,3 +394,52 @@ def check_moving_statistics(question, torch_generator, keras_generator, before, 
         torch_share = m.running_var.numpy() - decay * old_var
         assert (torch_share > 0).all()
         np.testing.assert_allclose(var - decay * old_var, torch_share * (n - 1) / n, rtol=1e-3, atol=1e-6)
+
+
+def test_the_layer_norm_has_pytorch_second_derivatives():
+    # The penalty differentiates the critic's input gradient again.  The
+    # script's LayerNorm gives GroupNorm(1, C)'s gradient of a gradient;
+    # Keras' GroupNormalization(groups=1) gives its outputs and gradients
+    # but not that (tf.nn.moments stops the gradient at the mean), which is
+    # why the script writes the layer norm out.  The missing term shows
+    # where the layer norm's input also goes around it, as into a residual
+    # block's shortcut (here x ** 2).  If this starts to fail on the
+    # GroupNormalization line, Keras has fixed it.
+    keras = pytest.importorskip("keras")
+    import tensorflow as tf
+    gp = load_script("wgan_gp", "keras")
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(0, 1, (2, 4, 4, 3)), rng.normal(0, 1, (2, 4, 4, 3))
+    gain, offset = rng.uniform(0.5, 1.5, 3), rng.uniform(-0.5, 0.5, 3)
+
+    norm = torch.nn.GroupNorm(1, 3, eps=gp.LN_EPS).double()
+    norm.weight.data, norm.bias.data = torch.from_numpy(gain), torch.from_numpy(offset)
+    x_t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_(True)
+    (g,) = torch.autograd.grad(((norm(x_t) ** 3 + x_t ** 2) * torch.from_numpy(w.transpose(0, 3, 1, 2))).sum(),
+                               x_t, create_graph=True)
+    (g.square().sum()).backward()
+    expected = [x_t.grad.numpy().transpose(0, 2, 3, 1), norm.weight.grad.numpy(), norm.bias.grad.numpy()]
+
+    def second_derivatives(layer):
+        layer.build((None, 4, 4, 3))
+        layer.set_weights([gain, offset])
+        x_k = tf.constant(x)
+        with tf.GradientTape() as outer:
+            outer.watch(x_k)
+            with tf.GradientTape() as inner:
+                inner.watch(x_k)
+                total = tf.reduce_sum((layer(x_k) ** 3 + x_k ** 2) * w)
+            penalty = tf.reduce_sum(tf.square(inner.gradient(total, x_k)))
+        return [v.numpy() for v in outer.gradient(penalty, [x_k, *layer.trainable_weights])]
+
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        ours = second_derivatives(gp.LayerNorm())
+        theirs = second_derivatives(keras.layers.GroupNormalization(groups=1, axis=-1, epsilon=gp.LN_EPS))
+    finally:
+        keras.config.set_dtype_policy(policy)
+    for got, want in zip(ours, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+    # GroupNormalization: 8e-4 relative here (float64 rounding is 1e-15), 1-10% in the critic's gradients
+    assert max(np.abs(got - want).max() / np.abs(want).max() for got, want in zip(theirs, expected)) > 1e-5
