@@ -110,10 +110,11 @@ class LayerNorm(layers.Layer):
     """Layer norm per sample over (H, W, C), eps 1e-5, with a gain (1) and
     an offset (0) per channel: torch's GroupNorm(1, C).  Written out rather
     than Keras' GroupNormalization(groups=1, axis=-1), which computes the
-    same numbers but takes its variance from tf.nn.moments: that puts a
-    stop_gradient on the mean, harmless for a gradient but it drops a term
-    of the gradient of a gradient, so the penalty's update would be wrong
-    (tests/test_parity_wgan_keras.py shows it)."""
+    same numbers and gradients but takes its variance from tf.nn.moments,
+    with a stop_gradient on the mean: that drops a term of the gradient of
+    a gradient wherever the normalised input also reaches the score another
+    way (the residual shortcuts), and the penalty's update comes out wrong
+    (tests/test_parity_wgan_keras.py shows both)."""
 
     def build(self, input_shape):
         self.gamma = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gamma")
