@@ -16,9 +16,8 @@ the critic (the penalty is per sample, BatchNorm would mix the samples):
 its residual blocks use layer norm (per sample over H, W, C, per-channel
 gain and bias) and LeakyReLU 0.2.  n_critic 5, each critic update on a
 fresh real batch, z and eps; Adam lr 1e-4, betas (0, 0.9), batch 64.
-Framework: Keras 3 on the TensorFlow backend (NHWC, like common/): the
-penalty's gradient of a gradient needs nested tf.GradientTape, which no
-other Keras backend has.
+Framework: Keras 3 on the TensorFlow backend (NHWC, like common/); the penalty's
+gradient of a gradient is a nested tf.GradientTape, so TensorFlow only.
 Paper: Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville, "Improved
 Training of Wasserstein GANs", 2017 (arXiv:1704.00028), Algorithm 1.
 How to run:
@@ -107,14 +106,11 @@ def batch_norm(name):
 
 
 class LayerNorm(layers.Layer):
-    """Layer norm per sample over (H, W, C), eps 1e-5, with a gain (1) and
-    an offset (0) per channel: torch's GroupNorm(1, C).  Written out rather
-    than Keras' GroupNormalization(groups=1, axis=-1), which computes the
-    same numbers and gradients but takes its variance from tf.nn.moments,
-    with a stop_gradient on the mean: that drops a term of the gradient of
-    a gradient wherever the normalised input also reaches the score another
-    way (the residual shortcuts), and the penalty's update comes out wrong
-    (tests/test_parity_wgan_keras.py shows both)."""
+    """Layer norm per sample over (H, W, C), eps 1e-5, with a gain (1) and an
+    offset (0) per channel: torch's GroupNorm(1, C).  Not Keras' GroupNormalization
+    (groups=1): same numbers and gradients, but its tf.nn.moments stops the
+    gradient at the mean, which drops a term of the gradient of a gradient where
+    the input also feeds a shortcut: a wrong penalty update (tests show it)."""
 
     def build(self, input_shape):
         self.gamma = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gamma")
@@ -153,9 +149,8 @@ def leaky_relu(x):
     return keras.ops.leaky_relu(x, negative_slope=LEAKY_SLOPE)
 
 
-# The blocks and the networks are functions named like the PyTorch classes;
-# a block adds its layers to the functional model being built, Generator
-# and Critic return Keras models.
+# The blocks and networks are functions named like the PyTorch classes: a block adds
+# its layers to the functional model being built, Generator and Critic return models.
 def UpBlock(x, channels, rng, name):
     """G's residual block: (N, H, W, C) -> (N, 2H, 2W, C')."""
     h = batch_norm(name + "_norm1")(x)
@@ -172,10 +167,9 @@ def FirstBlock(x, channels, rng, name):
 
 
 def CriticBlock(x, norm, down, rng, name):
-    """The critic's residual block, (LN, LeakyReLU, conv3x3) twice; "down"
-    mean-pools after the second conv and in the shortcut (conv1x1 then
-    pool): (N, H, W, C) -> (N, H/2, W/2, C); a plain block keeps the size
-    and has the identity as shortcut."""
+    """The critic's residual block, (LN, LeakyReLU, conv3x3) twice; "down" mean-pools
+    after the second conv and in the shortcut (conv1x1 then pool): (N, H, W, C) ->
+    (N, H/2, W/2, C); a plain block keeps the size, the identity as shortcut."""
     channels = x.shape[-1]
     h = conv3x3(channels, rng, name + "_conv1")(leaky_relu(layer_norm(norm, name + "_norm1")(x)))
     h = conv3x3(channels, rng, name + "_conv2")(leaky_relu(layer_norm(norm, name + "_norm2")(h)))
@@ -225,8 +219,7 @@ def build_model(image_shape, z_dim, width, norm, seed, lr, device):
     return generator, critic, g_optimizer, c_optimizer
 
 
-# Inference: plain eager calls with training=False (a handful per run, not
-# worth tracing a graph for).
+# Inference: plain eager calls with training=False (a handful per run, no graph).
 def generate(generator, z, device):
     """G(z) in inference mode (BatchNorm's moving statistics), NumPy in and
     out: (N, z_dim) -> images (N, H, W, C) in [-1, 1]."""
@@ -257,10 +250,9 @@ def gradient_norms(critic, real_images, fake_images, eps):
     """||grad_x f(x_hat_i)||_2 per sample, over all of H, W and C, at
     x_hat_i = eps_i x_i + (1 - eps_i) G(z_i) with one eps_i per sample.
     Samples do not interact in the critic (layer norm is per sample), so the
-    gradient of sum_i f(x_hat_i) holds every sample's own gradient.
-    Called while an outer tape records, the inner tape's gradient is
-    recorded too, so a loss made of these norms can be differentiated again
-    (double backprop: what create_graph=True does in the PyTorch version)."""
+    gradient of sum_i f(x_hat_i) holds every sample's own gradient.  Under an
+    outer tape this gradient is recorded too and can be differentiated again
+    (double backprop: create_graph=True in the PyTorch version)."""
     eps = keras.ops.reshape(eps, (-1, 1, 1, 1))
     x_hat = eps * real_images + (1 - eps) * keras.ops.stop_gradient(fake_images)
     with tf.GradientTape() as tape:
@@ -276,14 +268,12 @@ def gradient_penalty(norms):
 
 
 # ---- Train step ----
-# No compiled models and no `trainable` flags (dcgan_keras.py says why):
-# each update takes its gradients with tf.GradientTape and applies them to
-# the critic's or G's trainable_variables only.
+# No compiled models and no `trainable` flags (dcgan_keras.py says why): each update
+# takes its gradients with tf.GradientTape and applies them to one network's variables.
 def make_train_step(generator, critic, g_optimizer, c_optimizer, gp_weight, jit_compile=JIT_COMPILE):
-    """One iteration (Algorithm 1 of the paper): n_critic critic updates,
-    each on its own real batch, z and eps, the loss with the gradient
-    penalty (its gradient needs the gradient of a gradient: the tape of
-    gradient_norms inside the critic's tape); then one G update on a fresh z.
+    """One iteration (Algorithm 1 of the paper): n_critic critic updates, each
+    on its own real batch, z and eps, the loss with the gradient penalty (the
+    tape of gradient_norms inside the critic's tape); then one G update on a fresh z.
 
     real_batches, critic_z, eps: lists of n_critic batches (N, H, W, C),
     (N, z_dim) and (N,); g_z (N, z_dim).  Returns the metrics of wgan.FIELDS

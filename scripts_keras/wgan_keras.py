@@ -183,8 +183,7 @@ def build_model(image_shape, z_dim, seed, lr, device):
     return generator, critic, g_optimizer, c_optimizer
 
 
-# Inference: plain eager calls with training=False (a handful per run, not
-# worth tracing a graph for).
+# Inference: plain eager calls with training=False (a handful per run, no graph).
 def generate(generator, z, device):
     """G(z) in inference mode (BatchNorm's moving statistics), NumPy in and
     out: (N, z_dim) -> images (N, H, W, C) in [-1, 1]."""
@@ -227,9 +226,8 @@ def gradient_norms(critic, real_images, fake_images, eps):
 
 
 # ---- Train step ----
-# No compiled models and no `trainable` flags (dcgan_keras.py says why):
-# each update takes its gradients with tf.GradientTape and applies them to
-# the critic's or G's trainable_variables only.
+# No compiled models and no `trainable` flags (dcgan_keras.py says why): each update
+# takes its gradients with tf.GradientTape and applies them to one network's variables.
 def make_train_step(generator, critic, g_optimizer, c_optimizer, clip, jit_compile=JIT_COMPILE):
     """One iteration (Algorithm 1): n_critic critic updates, each on its own
     real batch and z, each followed by clipping every critic parameter to
