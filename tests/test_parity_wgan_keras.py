@@ -186,12 +186,14 @@ def test_same_networks(question, image_shape, norm):
     z = wgan.z_draw(pt.NOISE)(6, z_dim, 0, 1)
     expected, got = pt.generate(torch_networks[0], z, "cpu"), ks.generate(keras_networks[0], z, CPU)
     assert got.shape == expected.shape == (6, *image_shape)
-    assert np.abs(got - expected).max() < TOLERANCE, np.abs(got - expected).max()
+    assert np.abs(got - expected).max() < TOLERANCE, np.abs(got - expected).max()   # measured: 8e-7 to 2e-6
     assert got.std() > 0.01                                                   # not trivially equal
     images = np.concatenate([rng.uniform(-1, 1, (4, *image_shape)).astype(np.float32), got])
     expected, got = pt.criticize(torch_networks[1], images, "cpu"), ks.criticize(keras_networks[1], images, CPU)
     assert got.shape == expected.shape == (10, 1)
-    assert np.abs(got - expected).max() < TOLERANCE * max(1.0, np.abs(expected).max()), np.abs(got - expected).max()
+    # relative to the largest score: the WGAN critic's scores are about 0.01 at N(0, 0.02) weights
+    # (measured: 4e-9 and 9e-9 for the WGAN, 2e-8 and 2e-7 for the WGAN-GP, max-abs)
+    assert np.abs(got - expected).max() < TOLERANCE * np.abs(expected).max(), np.abs(got - expected).max()
     assert np.ptp(got) > 1e-3 * np.abs(got).max() > 0
 
 
