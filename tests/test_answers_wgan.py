@@ -84,22 +84,14 @@ def test_dry_run_as_a_program(question, framework, cifar, tmp_path):
 
 
 @pytest.mark.parametrize("question,framework", CASES, ids=IDS)
-def test_digits_and_newts_are_made_32x32(question, framework, digits, image_folder, tmp_path):
-    # MNIST 28x28 padded with background to 32x32x1; the newt photos resized to 32x32x3
-    run_in_process(question, framework, [*small_args(question, digits, tmp_path / "d"), "--iters", 3,
-                                         "--sample-every", 3, "--checkpoint-every", 3])
-    rows, _ = check_run(tmp_path / "d", question, (32, 32, 1), 3)
-    assert (tmp_path / "d" / "samples" / "iter_000003.png").exists()
-    run_in_process(question, framework, ["--dry-run", *small_args(question, image_folder, tmp_path / "i", "imori")])
-    check_run(tmp_path / "i", question, (32, 32, 3), 1)
-
-
-@pytest.mark.parametrize("question,framework", CASES, ids=IDS)
-def test_resume_continues_the_same_run(question, framework, digits, tmp_path):
+def test_digits_are_made_32x32_and_resume_continues_the_same_run(question, framework, digits, tmp_path):
+    # MNIST 28x28 padded with background to 32x32x1 (the newt photos: test_bad_input...)
     base = ["--dataset", "mnist", "--data-dir", digits, "--batch-size", 8, *SMALL[question], "--log-every", 1,
             "--sample-every", 2, "--checkpoint-every", 2]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     run_in_process(question, framework, [*base, "--out-dir", whole, "--iters", 4])
+    check_run(whole, question, (32, 32, 1), 4)
+    assert (whole / "samples" / "iter_000004.png").exists()
     run_in_process(question, framework, [*base, "--train", "--out-dir", parts, "--iters", 2])
     run_in_process(question, framework, [*base, "--out-dir", parts, "--iters", 4, "--resume"])
     rows_whole, rows_parts = read_rows(whole / "metrics.csv"), read_rows(parts / "metrics.csv")
@@ -113,7 +105,7 @@ def test_resume_continues_the_same_run(question, framework, digits, tmp_path):
 
 
 @pytest.mark.parametrize("question,framework", CASES, ids=IDS)
-def test_bad_input_is_one_line_and_status_2(question, framework, digits, tmp_path, capsys):
+def test_bad_input_is_one_line_and_status_2(question, framework, image_folder, tmp_path, capsys):
     out = ["--out-dir", tmp_path / "never"]
     for flag, value in [("--n-critic", 0), ("--batch-size", 0),
                         *([("--clip", 0), ("--clip", "-0.01")] if question == "wgan" else
@@ -122,16 +114,17 @@ def test_bad_input_is_one_line_and_status_2(question, framework, digits, tmp_pat
     if question == "wgan_gp":
         expect_usage_error(capsys, question, framework, ["--critic-norm", "batch", *out], "--critic-norm")
     assert not (tmp_path / "never").exists()
+    # the run the refusals below need: the newt photos, resized to 32x32x3
     run = tmp_path / "run"
-    run_in_process(question, framework, ["--dry-run", *small_args(question, digits, run)])
+    newts = small_args(question, image_folder, run, "imori")
+    run_in_process(question, framework, ["--dry-run", *newts])
+    check_run(run, question, (32, 32, 3), 1)
     # --resume keeps the run's n_critic; a checkpoint of another shape or noise size is refused
-    expect_usage_error(capsys, question, framework, [*small_args(question, digits, run), "--n-critic", 3,
-                                                     "--train", "--resume", "--iters", 2], "--n-critic 3")
-    expect_usage_error(capsys, question, framework, ["--test", *small_args(question, digits, run), "--z-dim", 7],
-                       "z_dim")
+    expect_usage_error(capsys, question, framework, [*newts, "--n-critic", 3, "--train", "--resume", "--iters", 2],
+                       "--n-critic 3")
+    expect_usage_error(capsys, question, framework, ["--test", *newts, "--z-dim", 7], "z_dim")
     if question == "wgan_gp":
-        expect_usage_error(capsys, question, framework,
-                           ["--test", *small_args(question, digits, run), "--width", 16], "width")
+        expect_usage_error(capsys, question, framework, ["--test", *newts, "--width", 16], "width")
 
 
 def test_bad_flag_as_a_program_prints_one_line():

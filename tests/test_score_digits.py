@@ -83,6 +83,9 @@ def test_images_uint8_and_float_agree_and_bad_input_is_one_line():
     assert unit.dtype == np.float32 and unit.shape == (8, 28, 28, 1) and unit.max() == 1.0
     assert np.array_equal(sd.as_unit_images(images.astype(np.float32) / 255), unit)
     assert np.array_equal(sd.as_unit_images(images[..., 0]), unit)          # (N, 28, 28) too
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))               # the WGANs' 32x32 digits
+    assert np.array_equal(sd.as_unit_images(padded), unit)
+    assert not np.array_equal(sd.as_unit_images(np.roll(padded, 1, axis=1)), unit)   # the centre, not any crop
     bad = {
         "shape (8, 32, 32, 3)": np.zeros((8, 32, 32, 3), np.uint8),
         "holds int64": images.astype(np.int64),

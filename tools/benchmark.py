@@ -32,25 +32,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import augment, batching, recon  # noqa: E402
+from common import augment, batching, recon, wgan  # noqa: E402
 
 FRAMEWORKS = ("pytorch", "tf_slim", "keras", "chainer")
 MNIST = str(ROOT.parent / "shared" / "datasets" / "mnist10k")
-# question -> (dataset, data dir or None, batch size of the default run, value range)
+# question -> (dataset, data dir or None, batch size of the default run, value range,
+#              flags of the timed run beyond the defaults)
 QUESTIONS = {
-    "ae": ("imori", None, 64, (-1.0, 1.0)),
-    "convae": ("imori", None, 64, (-1.0, 1.0)),
-    "vae": ("mnist", MNIST, 256, (0.0, 1.0)),
-    "gan": ("imori", None, 64, (-1.0, 1.0)),
-    "dcgan": ("imori", None, 64, (-1.0, 1.0)),
-    "cgan": ("mnist", MNIST, 64, (-1.0, 1.0)),
+    "ae": ("imori", None, 64, (-1.0, 1.0), []),
+    "convae": ("imori", None, 64, (-1.0, 1.0), []),
+    "vae": ("mnist", MNIST, 256, (0.0, 1.0), []),
+    "gan": ("imori", None, 64, (-1.0, 1.0), []),
+    "dcgan": ("imori", None, 64, (-1.0, 1.0), []),
+    "cgan": ("mnist", MNIST, 64, (-1.0, 1.0), []),
+    # one WGAN iteration = n_critic (5) critic steps + one G step, digits padded to 32x32
+    "wgan": ("mnist", MNIST, 64, (-1.0, 1.0), []),
+    # the paper's ResNet at width 128 is ~16x the cost of width 32 on a CPU: time the widths to pick one
+    "wgan_gp": ("mnist", MNIST, 64, (-1.0, 1.0), ["--width", "32"]),
+    "wgan_gp_w16": ("mnist", MNIST, 64, (-1.0, 1.0), ["--width", "16"]),
 }
+# a row name -> the question's script (rows that time one script with other flags)
+SCRIPTS = {"wgan_gp_w16": "wgan_gp"}
 
 
-def data_seconds(dataset, data_dir, batch_size, value_range, n=50):
+def data_seconds(question, dataset, data_dir, batch_size, value_range, n=50):
     """Median seconds of one minibatch from the shared pipeline."""
     args = argparse.Namespace(dataset=dataset, data_dir=data_dir)
-    data = recon.load_images(args, "train", value_range)
+    data = (wgan.load_images(args, "train") if question.startswith("wgan") else
+            recon.load_images(args, "train", value_range))
     feed = batching.Feed(data.images, batch_size, 0, augment.for_dataset(dataset, value_range))
     times = []
     for _ in range(n):
@@ -60,13 +69,18 @@ def data_seconds(dataset, data_dir, batch_size, value_range, n=50):
     return statistics.median(times)
 
 
+def script_path(question, framework):
+    script = SCRIPTS.get(question, question)
+    return ROOT / f"scripts_{framework}" / f"{script}_{framework}.py"
+
+
 def time_script(question, framework, iters, warmup):
-    dataset, data_dir, batch_size, _ = QUESTIONS[question]
-    script = ROOT / f"scripts_{framework}" / f"{question}_{framework}.py"
+    dataset, data_dir, batch_size, _, flags = QUESTIONS[question]
+    script = script_path(question, framework)
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, str(script), "--train", "--iters", str(iters + warmup),
                    "--sample-every", "0", "--checkpoint-every", "0", "--log-every", "1",
-                   "--out-dir", out, "--dataset", dataset]
+                   "--out-dir", out, "--dataset", dataset, *flags]
         if data_dir:
             command += ["--data-dir", data_dir]
         with tempfile.TemporaryFile("w+") as err:
@@ -92,18 +106,18 @@ def main():
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    print(f"{'question':10} {'framework':9} {'batch':>5} {'s/iter':>8} {'data %':>7} {'peak MiB':>9}")
+    print(f"{'question':12} {'framework':9} {'batch':>5} {'s/iter':>8} {'data %':>7} {'peak MiB':>9}")
     for question in args.questions:
-        dataset, data_dir, batch_size, value_range = QUESTIONS[question]
+        dataset, data_dir, batch_size, value_range, _ = QUESTIONS[question]
         if data_dir and not Path(data_dir).exists():
-            print(f"{question:10} skipped: {data_dir} not found")
+            print(f"{question:12} skipped: {data_dir} not found")
             continue
-        data = data_seconds(dataset, data_dir, batch_size, value_range)
+        data = data_seconds(question, dataset, data_dir, batch_size, value_range)
         for framework in args.frameworks:
-            if not (ROOT / f"scripts_{framework}" / f"{question}_{framework}.py").exists():
+            if not script_path(question, framework).exists():
                 continue
             step, peak, batch = time_script(question, framework, args.iters, args.warmup)
-            print(f"{question:10} {framework:9} {batch:>5} {step:>8.4f} {100 * data / step:>6.1f}% "
+            print(f"{question:12} {framework:9} {batch:>5} {step:>8.4f} {100 * data / step:>6.1f}% "
                   f"{peak:>9.0f}", flush=True)
 
 

@@ -66,6 +66,14 @@ ANSWERS = {
     # The Conditional GAN on digits, for 5000 of the question's 20000 iterations (README: why)
     "cgan": (["test/grid.png", "test/style.png", "test/interpolation.png", "progress.png", "losses.png"],
              ["--train", "--test", *DIGITS, "--iters", "5000"]),
+    # The WGANs on digits padded to 32x32, sized to about an hour a framework on 2 CPU cores
+    # (tools/benchmark.py; README: the GPU defaults are CIFAR-10 and 100,000 iterations)
+    "wgan": (["test/samples.png", "test/interpolation.png", "progress.png", "wasserstein.png", "critic.png",
+              "clip_fraction.png", "losses.png"],
+             ["--train", "--test", *DIGITS, "--iters", "2000"]),
+    "wgan_gp": (["test/samples.png", "test/interpolation.png", "progress.png", "wasserstein.png", "critic.png",
+                 "gradient_norm.png", "losses.png"],
+                ["--train", "--test", *DIGITS, "--iters", "1000", "--width", "32"]),
 }
 # Test-only answers (no --train) load the checkpoint of another answer's run (--vae-dir).
 NEEDS = {"vae_latent_show": "vae", "vae_latent_change": "vae"}

@@ -41,7 +41,8 @@ A run folder is an answer's --out-dir: its test/samples.npy (uint8 NHWC
 pixels 0..255, written by the GAN answers' test) is scored, with
 test/labels.npy as the intended classes when present, on the data set and
 data folder of its config.json.  A standalone .npy holds (N, 28, 28, 1) or
-(N, 28, 28) images, uint8 0..255 or float in [0, 1].
+(N, 28, 28) images, uint8 0..255 or float in [0, 1]; 32x32 digits (the
+WGANs' digits, padded by 2 pixels a side) are scored on their 28x28 centre.
 """
 import argparse
 import hashlib
@@ -126,14 +127,17 @@ def class_entropy(predicted, num_classes=NUM_CLASSES):
 # ===========================================================================
 def as_unit_images(images, where="images"):
     """(N, 28, 28, 1) float32 in [0, 1] from uint8 0..255 or float [0, 1]
-    images of shape (N, 28, 28, 1) or (N, 28, 28); anything else is a
-    one-line UsageError naming ``where``."""
+    images of shape (N, 28, 28, 1) or (N, 28, 28); 32x32 digits (the WGAN
+    questions pad MNIST by 2 pixels a side) give their 28x28 centre;
+    anything else is a one-line UsageError naming ``where``."""
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
+    if images.ndim == 4 and images.shape[1:] == (32, 32, 1):
+        images = images[:, 2:30, 2:30]
     if images.ndim != 4 or images.shape[1:] != (28, 28, 1):
         raise UsageError(f"{where} has shape {images.shape}: expected 28x28 gray digits, (N, 28, 28, 1) or "
-                         "(N, 28, 28)")
+                         "(N, 28, 28), or 32x32 ones padded by 2 pixels")
     if len(images) < 2:
         raise UsageError(f"{where} holds {len(images)} image(s): a distance needs at least 2")
     if images.dtype == np.uint8:
