@@ -47,6 +47,7 @@ from common.errors import UsageError
 
 VALUE_RANGE = (-1.0, 1.0)      # what the networks see and G's tanh makes
 IMAGE_SIZE = 64                # the question's size (--size)
+WIDTH = 32                     # the question's U-Net starts with 32 channels (--width)
 SIZE_STEP = 16                 # the U-Net pools 4 times: the size divides by 16 ...
 MIN_SIZE = 32                  # ... and the PatchGAN needs H/8 - 2 >= 1 patches a side: at least 32 (2x2 patches)
 DIRECTIONS = ("photo2mask", "mask2photo")
@@ -263,6 +264,9 @@ def add_flags(question):
                                 "(the paper's ablation)")
         group.add_argument("--size", type=_size, default=IMAGE_SIZE,
                            help="photos and masks are resized to SIZE x SIZE")
+        group.add_argument("--width", type=cli.positive_int, default=WIDTH,
+                           help="G's levels have W, 2W, 4W, 8W, 16W channels, D's layers 2W, 4W, 8W, 16W "
+                                "(the question's 32: G 32..512, D 64..512)")
         if question == "pix2pix_gp":
             group.add_argument("--n-critic", type=cli.positive_int, default=5,
                                help="D updates per G update, each on a fresh batch")

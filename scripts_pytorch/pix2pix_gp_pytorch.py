@@ -18,7 +18,8 @@ D: the same PatchGAN without BatchNorm (the penalty is per sample, and
 BatchNorm couples the samples of a batch), every conv with a bias.
 n_critic 5 D updates per G update, each on a fresh batch of pairs and fresh
 eps; then G's update on one more fresh batch.  Adam lr 2e-4, betas (0.5,
-0.999), batch 16, 5000 iterations; --gan-weight 0 leaves D out entirely.
+0.999), batch 16, 5000 iterations; --gan-weight 0 leaves D out entirely;
+--width and --size as in pix2pix_pytorch.py.
 Framework: PyTorch (NCHW inside; common/ speaks NHWC).
 Papers: Isola, Zhu, Zhou & Efros, "Image-to-Image Translation with
 Conditional Adversarial Networks", CVPR 2017 (arXiv:1611.07004); the
@@ -54,8 +55,8 @@ def pick_device(choice):
 # Chainer is set here explicitly, the same way in all four versions
 # (DESIGN.md section 7).
 FIELDS = pix2pix.FIELDS[QUESTION]      # metrics.csv columns (common/pix2pix.py says what each is)
-G_WIDTHS = (32, 64, 128, 256, 512)    # the U-Net's levels, 64x64 down to 4x4
-D_LAYERS = ((64, 2), (128, 2), (256, 2), (512, 1))   # the PatchGAN's (width, stride) before its C1 (stride 1)
+G_WIDTHS = (1, 2, 4, 8, 16)     # the U-Net's levels, 64x64 down to 4x4, times --width (32: 32 ... 512)
+D_LAYERS = ((2, 2), (4, 2), (8, 2), (16, 1))   # the PatchGAN's (width / --width, stride) before its C1 (stride 1)
 D_KERNEL = 4
 D_PAD = 1                       # every 4x4 conv of D pads 1 pixel on each side (zeros), stride 1 or 2;
 #                                 TF 'SAME' would pad 1/1 at stride 2 but 1/2 at stride 1: write the pad out
@@ -126,9 +127,9 @@ def conv_block(in_channels, out_channels):
 class Generator(nn.Module):
     """The U-Net: inputs (N, I, S, S) -> outputs (N, O, S, S) in [-1, 1]."""
 
-    def __init__(self, in_channels, out_channels):
+    def __init__(self, in_channels, out_channels, width):
         super().__init__()
-        widths = G_WIDTHS
+        widths = [width * k for k in G_WIDTHS]
         self.downs = nn.ModuleList([conv_block(i, o) for i, o in zip((in_channels, *widths[:-1]), widths)])
         # Up: a 2x2 stride-2 transposed conv halves the width and doubles the size (no overlap, no padding,
         # no activation), then the level's conv block reads [up-sampled map, skip] (that order).
@@ -155,13 +156,13 @@ class Discriminator(nn.Module):
     64x64 pair patch (i, j) spans rows 8i - 23 .. 8i + 46 (columns alike):
     47 to 64 rows and columns of the pair, nearly all of it."""
 
-    def __init__(self, in_channels, out_channels):
+    def __init__(self, in_channels, out_channels, width):
         super().__init__()
         layers, channels = [], in_channels + out_channels          # the pair, input channels first
-        for width, stride in D_LAYERS:
-            layers += [nn.Conv2d(channels, width, D_KERNEL, stride, padding=D_PAD),   # with a bias: no BN here
+        for k, stride in D_LAYERS:
+            layers += [nn.Conv2d(channels, k * width, D_KERNEL, stride, padding=D_PAD),   # with a bias: no BN here
                        nn.LeakyReLU(LEAKY_SLOPE)]
-            channels = width        # 64x64: (N, 64, 32, 32), (N, 128, 16, 16), (N, 256, 8, 8), (N, 512, 7, 7)
+            channels = k * width        # 64x64: (N, 64, 32, 32), (N, 128, 16, 16), (N, 256, 8, 8), (N, 512, 7, 7)
         layers.append(nn.Conv2d(channels, 1, D_KERNEL, 1, padding=D_PAD))   # (N, 1, 6, 6): logits
         self.net = nn.Sequential(*layers)
 
@@ -174,14 +175,15 @@ def model_info(args, palette, class_names):
     in_channels, out_channels = pix2pix.channels(args.direction, len(palette))
     return {"size": int(args.size), "direction": args.direction, "in_channels": in_channels,
             "out_channels": out_channels, "palette": np.asarray(palette).tolist(), "class_names": list(class_names),
-            "generator": list(G_WIDTHS), "discriminator": [list(layer) for layer in D_LAYERS], "d_norm": "none"}
+            "width": int(args.width), "generator": [args.width * k for k in G_WIDTHS],
+            "discriminator": [[args.width * k, stride] for k, stride in D_LAYERS], "d_norm": "none"}
 
 
 def build_model(info, seed, lr, device):
     """G, D (initialised from ``seed``, G first) and their Adam optimizers."""
     rng = torch.Generator().manual_seed(seed)
-    generator = Generator(info["in_channels"], info["out_channels"])
-    discriminator = Discriminator(info["in_channels"], info["out_channels"])
+    generator = Generator(info["in_channels"], info["out_channels"], info["width"])
+    discriminator = Discriminator(info["in_channels"], info["out_channels"], info["width"])
     for network in (generator, discriminator):
         network.apply(init_weights(rng)).to(device)
     g_optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS)
