@@ -54,6 +54,7 @@ DIRECTIONS = ("photo2mask", "mask2photo")
 PHOTO_CHANNELS = 3
 BACKGROUND = (0, 0, 0)         # RGB of class 0; a rotation's empty corners are this class
 BACKGROUND_NAME = "background"
+MAX_CLASSES = 32               # more mask colours than this: not a class map (a photo, an antialiased drawing)
 PENALTY_MIX = wgan.PENALTY_MIX  # 14: the eps_i of y_hat_i = eps_i y_i + (1 - eps_i) G(x_i)
 SAMPLE_COUNT = 6               # training pictures show the first 6 test pairs
 PSNR_CAP = 100.0               # dB: the PSNR of a perfect image (MSE 0)
@@ -136,6 +137,9 @@ def palette_of(masks, mask_paths):
             if colour != BACKGROUND:
                 folders.setdefault(colour, set()).add(path.parent.name)
                 colours_in.setdefault(path.parent.name, set()).add(colour)
+    if len(colours) > MAX_CLASSES:
+        raise UsageError(f"the training masks hold {len(colours)} colours (at most {MAX_CLASSES} classes): a mask "
+                         f"paints each class in one exact colour (no antialiasing, no JPEG), e.g. {mask_paths[0]}")
     names = [BACKGROUND_NAME]
     for colour in colours[1:]:
         (folder, *others) = sorted(folders[colour])

@@ -57,9 +57,9 @@ def pick_device(choice):
 FIELDS = pix2pix.FIELDS[QUESTION]      # metrics.csv columns (common/pix2pix.py says what each is)
 G_WIDTHS = (1, 2, 4, 8, 16)     # the U-Net's levels, 64x64 down to 4x4, times --width (32: 32 ... 512)
 D_LAYERS = ((2, 2), (4, 2), (8, 2), (16, 1))   # the PatchGAN's (width / --width, stride) before its C1 (stride 1)
-D_KERNEL = 4
-D_PAD = 1                       # every 4x4 conv of D pads 1 pixel on each side (zeros), stride 1 or 2;
-#                                 TF 'SAME' would pad 1/1 at stride 2 but 1/2 at stride 1: write the pad out
+D_KERNEL, D_PAD = 4, 1          # D's 4x4 convs pad 1 pixel of zeros on every side, at stride 2 and 1
+# (TF 'SAME' pads 1/1 at stride 2, the same, but 1/2 at stride 1, which would keep 8x8 where the paper's D
+# has 7x7: the other versions pad explicitly, then convolve 'VALID')
 LEAKY_SLOPE = 0.2               # D's LeakyReLU slope, set explicitly: every framework has its own default
 INIT_STD = 0.02                 # weights ~ N(0, 0.02) (pix2pix and DCGAN papers), biases 0, BN gamma 1, beta 0
 BN_EPS = 1e-5                   # G's BatchNorm eps, set explicitly: every framework has its own default

@@ -449,6 +449,9 @@ def test_palette_from_the_training_masks(pairs, tmp_path):
     assert names == ["background", "RGB (10, 20, 30)", "RGB (0, 0, 255)", "RGB (200, 0, 0)"]
     palette, names = pix2pix.palette_of(masks[:2], paths[:2])
     assert names == ["background", "x", "y"]
+    noise = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).astype(np.uint8)   # a photo, not a class map
+    with pytest.raises(UsageError, match="hold 65 colours"):
+        pix2pix.palette_of([noise], paths[:1])
 
 
 def test_masks_become_class_maps_nearest_neighbour(tmp_path):
