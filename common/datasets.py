@@ -371,6 +371,75 @@ def _read_mask(path: Path) -> np.ndarray:
     return (mask != 0).astype(np.uint8)
 
 
+def _mask_paths(class_root, mask_root, items, class_names):
+    """The mask of every picture: <mask_root>/<class>/<stem>.png; one line
+    when the masks folder or a picture's mask is missing."""
+    if mask_root is None or not mask_root.is_dir():
+        where = mask_root or class_root.parent / "seg_images"
+        raise UsageError(f"no masks for {class_root}: expected {where}/<class>/<name>.png "
+                         f"(use the <dir>/<split>/images + seg_images layout)")
+    mask_paths = []
+    for path, label in items:
+        mask_path = mask_root / class_names[label] / (path.stem + ".png")
+        if not mask_path.is_file():
+            raise UsageError(f"no mask for {path} (expected {mask_path})")
+        mask_paths.append(mask_path)
+    return mask_paths
+
+
+def read_mask_colours(path) -> np.ndarray:
+    """A segmentation PNG as it is on disk: uint8 RGB (H, W, 3) colours (an
+    alpha channel ignored, a grey mask repeated to three channels)."""
+    path = Path(path)
+    try:
+        buf = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as e:
+        raise UsageError(f"cannot read mask {path}: {e.strerror or e}") from None
+    mask = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if mask is None:
+        raise UsageError(f"cannot read mask {path} (empty, corrupt or not a picture)")
+    if mask.dtype != np.uint8:
+        raise UsageError(f"mask {path} has {mask.dtype} pixels; masks are 8-bit colour or grey PNGs")
+    if mask.ndim == 2:
+        return np.repeat(mask[..., None], 3, axis=-1)
+    return cv2.cvtColor(np.ascontiguousarray(mask[..., :3]), cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class PairedFiles:
+    """One split of an imori-layout folder as paired files (pix2pix), at the
+    native sizes: ``photos`` uint8 RGB (H, W, 3) each, ``masks`` the colours
+    of their segmentation PNGs (``read_mask_colours``), both lists in the
+    order of ``photo_paths`` (class folders sorted, then file names)."""
+
+    photos: list
+    masks: list
+    photo_paths: list
+    mask_paths: list
+    labels: np.ndarray
+    class_names: list
+
+
+def load_paired_files(data_dir=None, split="train") -> PairedFiles:
+    """The photos of ``<data_dir>/<split>/images/<class>/`` (or
+    ``<data_dir>/images/<class>/``) and their masks in ``seg_images/``,
+    decoded but neither resized nor checked against each other (the caller
+    compares sizes and colours).  A missing mask is one line (UsageError)."""
+    if split not in ("train", "test"):
+        raise UsageError(f"unknown split {split!r} (choose from train, test)")
+    data_dir = DATASET_ROOT if data_dir is None else Path(data_dir).expanduser()
+    class_root, mask_root = _find_class_root(data_dir, split)
+    items, class_names = _list_folder(class_root)
+    mask_paths = _mask_paths(class_root, mask_root, items, class_names)
+    photos = []
+    for path, _ in items:
+        image = _read_image(path)
+        photos.append(np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image)
+    return PairedFiles(photos=photos, masks=[read_mask_colours(p) for p in mask_paths],
+                       photo_paths=[p for p, _ in items], mask_paths=mask_paths,
+                       labels=np.array([label for _, label in items], dtype=np.int64), class_names=class_names)
+
+
 def _warn_small(images, size, where):
     """Pictures smaller than the network's input are upscaled: say so once,
     with the sizes seen (a 1x1 picture upscaled to 64x64 teaches nothing)."""
@@ -389,17 +458,7 @@ def _load_folder(data_dir, split, size, with_masks, limit):
     if limit is not None:
         items = items[:limit]
 
-    mask_paths = []
-    if with_masks:
-        if mask_root is None or not mask_root.is_dir():
-            where = mask_root or class_root.parent / "seg_images"
-            raise UsageError(f"no masks for {class_root}: expected {where}/<class>/<name>.png "
-                             f"(use the <dir>/<split>/images + seg_images layout)")
-        for path, label in items:
-            mask_path = mask_root / class_names[label] / (path.stem + ".png")
-            if not mask_path.is_file():
-                raise UsageError(f"no mask for {path} (expected {mask_path})")
-            mask_paths.append(mask_path)
+    mask_paths = _mask_paths(class_root, mask_root, items, class_names) if with_masks else []
 
     # Decode (and resize) every picture once; augmentation happens later per
     # minibatch on these arrays.
