@@ -26,9 +26,13 @@ def make_answers():
 
 
 def test_every_answer_names_an_existing_script(make_answers):
+    # PyTorch's answer is written first: every answer has it (a misspelt question fails here);
+    # the ports of a question being written are skipped by the tool until they exist
     for answer in make_answers.ANSWERS:
         for framework in make_answers.FRAMEWORKS:
             script, *_ = make_answers.answer_command(answer, framework)
+            if framework != "pytorch" and not (ROOT / script).is_file():
+                continue
             assert (ROOT / script).is_file(), script
             if "--train" in make_answers.ANSWERS[answer][1]:
                 assert int(make_answers.expected_settings(answer, framework)["iters"]) > 0

@@ -74,6 +74,12 @@ ANSWERS = {
     "wgan_gp": (["test/samples.png", "test/interpolation.png", "progress.png", "wasserstein.png", "critic.png",
                  "gradient_norm.png", "losses.png"],
                 ["--train", "--test", *DIGITS, "--iters", "1000", "--width", "32"]),
+    # pix2pix on the newt photos (photo -> mask, 5000 iterations), the L1-only U-Net (the paper's
+    # ablation) and pix2pix-GP
+    "pix2pix": (["test/predictions.png", "losses.png", "l1.png", "d_probabilities.png"], ["--train", "--test"]),
+    "pix2pix_l1": (["test/predictions.png", "l1.png"], ["--train", "--test", "--gan-weight", "0"], "pix2pix"),
+    "pix2pix_gp": (["test/predictions.png", "losses.png", "l1.png", "d_probabilities.png", "gradient_norm.png"],
+                   ["--train", "--test"]),
 }
 # Test-only answers (no --train) load the checkpoint of another answer's run (--vae-dir).
 NEEDS = {"vae_latent_show": "vae", "vae_latent_change": "vae"}
