@@ -473,10 +473,13 @@ def save_progress(row_dir, path, columns, image_shape, upto=None, limit=10, scal
 # Latent space
 # ---------------------------------------------------------------------------
 
-def save_scatter(points, labels, path, class_names=None, title=None, xlabel="z1", ylabel="z2"):
+def save_scatter(points, labels, path, class_names=None, title=None, xlabel="z1", ylabel="z2",
+                 background=None, background_label=None):
     """Scatter of 2-D latent codes (N, 2) coloured by integer ``labels``
     (tab10; tab20 for labels above 9), legend with ``class_names`` (a list
-    indexed by label, or a dict).  ``labels=None`` draws one colour."""
+    indexed by label, or a dict).  ``labels=None`` draws one colour.
+    ``background`` (M, 2): points drawn first, in grey (e.g. a prior sample),
+    named ``background_label`` in the legend."""
     p = np.asarray(points, np.float64)
     if p.ndim != 2 or p.shape[1] < 2 or p.shape[0] == 0:
         raise UsageError(f"points must be (N, 2), got shape {p.shape}")
@@ -484,6 +487,9 @@ def save_scatter(points, labels, path, class_names=None, title=None, xlabel="z1"
     fig = Figure(figsize=(6.0, 5.0), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
     size = float(np.clip(3000.0 / len(p), 2.0, 30.0))
+    if background is not None:
+        b = np.asarray(background, np.float64).reshape(len(background), -1)[:, :2]
+        ax.scatter(b[:, 0], b[:, 1], s=size, color="0.75", alpha=0.6, linewidths=0, label=background_label)
     if labels is None:
         ax.scatter(p[:, 0], p[:, 1], s=size, alpha=0.7, linewidths=0)
     else:
