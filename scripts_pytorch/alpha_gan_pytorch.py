@@ -19,6 +19,8 @@ One iteration, one real batch x and one prior batch z ~ N(0, I):
   4. C:  BCE(C(z) -> 1) + BCE(C(E(x)) -> 0)
 lambda 1 (mean absolute error over the pixels), Adam betas (0.5, 0.9), lr
 5e-4 for G, D and C, 1e-4 for E, batch 64; z of size 10 (128 for CIFAR-10).
+G always decodes E's codes and the prior's z in one batch (its BatchNorm
+then normalises both alike; make_train_step says why).
 Framework: PyTorch (NCHW inside; common/ speaks NHWC).
 Paper: Rosca, Lakshminarayanan, Warde-Farley & Mohamed, "Variational
 Approaches for Auto-Encoding Generative Adversarial Networks", 2017
@@ -304,10 +306,20 @@ def make_train_step(generator, discriminator, encoder, code_discriminator, g_opt
                     e_optimizer, c_optimizer, l1_weight):
     """One iteration on one real batch x and one prior batch z: the four
     steps of the question, in order, each updating one network only (the
-    others are frozen, their gradients never computed).  G runs in training
-    mode throughout (batch statistics; every call updates its BatchNorm
-    running statistics: 1 + 2 x 2 + 2 = 7 times an iteration); D, E and C
-    have no BatchNorm.  Returns alpha_gan.FIELDS."""
+    others are frozen, their gradients never computed).  D, E and C have no
+    BatchNorm; G runs in training mode and always on E's codes and the
+    prior's z together, in one batch of 2N (``decode``), so that its
+    BatchNorm normalises both with the same batch statistics.  Two separate
+    batches would each be normalised by their own mean and variance: G would
+    not see where E puts its codes (any shift or scale of the whole batch
+    of codes is normalised away, so E need not match the prior), and the
+    running averages used at test would fit neither batch.  G's running
+    statistics are updated 4 times an iteration.  Returns alpha_gan.FIELDS."""
+
+    def decode(codes, z):
+        """G on [codes; z]: (reconstructions G(E(x)), samples G(z))."""
+        images = generator(torch.cat([codes, z]))
+        return images[:len(codes)], images[len(codes):]
 
     def step(optimizer, loss):
         optimizer.zero_grad(set_to_none=True)
@@ -322,7 +334,7 @@ def make_train_step(generator, discriminator, encoder, code_discriminator, g_opt
         #    look like prior samples to C (non-saturating: C(E(x)) -> 1).
         encoder.requires_grad_(True)
         codes = encoder(real_images)
-        e_l1 = l1(real_images, generator(codes))
+        e_l1 = l1(real_images, decode(codes, z)[0])
         e_loss = l1_weight * e_l1 + bce(code_discriminator(codes), 1.0)
         step(e_optimizer, e_loss)
         encoder.requires_grad_(False)
@@ -335,7 +347,7 @@ def make_train_step(generator, discriminator, encoder, code_discriminator, g_opt
         generator.requires_grad_(True)
         g_losses = []
         for _ in range(G_UPDATES):
-            reconstructions, samples = generator(codes), generator(z)
+            reconstructions, samples = decode(codes, z)
             g_loss = (l1_weight * l1(real_images, reconstructions) + bce(discriminator(reconstructions), 1.0)
                       + bce(discriminator(samples), 1.0))
             step(g_optimizer, g_loss)
@@ -346,7 +358,7 @@ def make_train_step(generator, discriminator, encoder, code_discriminator, g_opt
         #    updated G, no gradient to G) are made.
         discriminator.requires_grad_(True)
         with torch.no_grad():
-            reconstructions, samples = generator(codes), generator(z)
+            reconstructions, samples = decode(codes, z)
         real_logits, reconstruction_logits, sample_logits = (
             discriminator(real_images), discriminator(reconstructions), discriminator(samples))
         d_loss = bce(real_logits, 1.0) + bce(reconstruction_logits, 0.0) + bce(sample_logits, 0.0)
