@@ -74,6 +74,7 @@ LOSSES_PNG, L1_PNG, D_PNG, C_PNG = "losses.png", "l1.png", "d_probabilities.png"
 RECONSTRUCTIONS_PNG, SAMPLES_PNG, INTERPOLATION_PNG, CODES_PNG = (
     "reconstructions.png", "samples.png", "interpolation.png", "codes.png")
 SAMPLES_NPY, RECONSTRUCTIONS_NPY, METRICS_JSON = "samples.npy", "reconstructions.npy", "metrics.json"
+RECONSTRUCTION_LABELS_NPY = "reconstruction_labels.npy"   # the classes of the reconstructed test images
 
 
 # ---------------------------------------------------------------------------
@@ -252,8 +253,9 @@ def report_test(run, test_images, test_labels, class_names, codes, reconstructio
     Writes ``test/reconstructions.png`` (input | reconstruction),
     ``test/samples.png``, ``test/interpolation.png``, ``test/codes.png``,
     ``test/samples.npy`` and ``test/reconstructions.npy`` (uint8 NHWC, what
-    tools/score_digits.py scores) and ``test/metrics.json``; returns the
-    metrics."""
+    tools/score_digits.py scores; the first SCORED_COUNT test images'
+    reconstructions, their classes in ``test/reconstruction_labels.npy``) and
+    ``test/metrics.json``; returns the metrics."""
     test_dir = run.prepare_test()
     what = f"{run.question} ({run.framework})"
     shape = test_images.shape[1:]
@@ -279,6 +281,8 @@ def report_test(run, test_images, test_labels, class_names, codes, reconstructio
     runs.atomic_save_npy(test_dir / SAMPLES_NPY, pictures.to_uint8(scored, VALUE_RANGE))
     runs.atomic_save_npy(test_dir / RECONSTRUCTIONS_NPY, pictures.to_uint8(reconstructions[:SCORED_COUNT],
                                                                            VALUE_RANGE))
+    runs.atomic_save_npy(test_dir / RECONSTRUCTION_LABELS_NPY,
+                         np.asarray(test_labels, np.int64).reshape(-1)[:SCORED_COUNT])
     l1, mse = reconstruction_errors(test_images, reconstructions)
     result = {"test_l1": l1, "test_mse": mse, **code_distance(codes),
               "d_real_test": float(np.mean(d_real)), "d_reconstruction_test": float(np.mean(d_reconstruction)),

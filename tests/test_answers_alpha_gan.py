@@ -24,7 +24,8 @@ ALPHA_GAN_FRAMEWORKS = ("pytorch",)
 COLUMNS = ["iteration", *alpha_gan.FIELDS, "sec_per_iter"]
 PLOTS = (alpha_gan.LOSSES_PNG, alpha_gan.L1_PNG, alpha_gan.D_PNG, alpha_gan.C_PNG, gan.PROGRESS_PNG)
 TEST_FILES = (alpha_gan.RECONSTRUCTIONS_PNG, alpha_gan.SAMPLES_PNG, alpha_gan.INTERPOLATION_PNG,
-              alpha_gan.CODES_PNG, alpha_gan.SAMPLES_NPY, alpha_gan.RECONSTRUCTIONS_NPY, alpha_gan.METRICS_JSON)
+              alpha_gan.CODES_PNG, alpha_gan.SAMPLES_NPY, alpha_gan.RECONSTRUCTIONS_NPY,
+              alpha_gan.RECONSTRUCTION_LABELS_NPY, alpha_gan.METRICS_JSON)
 METRICS = {"test_l1", "test_mse", "code_fd_to_prior", "code_mean_norm", "code_std_mean", "d_real_test",
            "d_reconstruction_test", "d_sample", "test_images", "samples", "scored_samples", "z_dim"}
 LEARN_ITERS = 300
@@ -89,6 +90,8 @@ def check_test_files(test_dir, image_shape, n_test, z_dim):
     assert samples.dtype == np.uint8 and samples.shape == (alpha_gan.SCORED_COUNT, *image_shape)
     assert reconstructions.dtype == np.uint8 and reconstructions.shape == (min(n_test, alpha_gan.SCORED_COUNT),
                                                                            *image_shape)
+    labels = np.load(test_dir / alpha_gan.RECONSTRUCTION_LABELS_NPY, allow_pickle=False)
+    assert labels.dtype == np.int64 and labels.shape == (len(reconstructions),)
     metrics = json.loads((test_dir / alpha_gan.METRICS_JSON).read_text())
     assert set(metrics) == METRICS
     assert (metrics["test_images"], metrics["z_dim"], metrics["scored_samples"]) == (n_test, z_dim,

@@ -25,6 +25,28 @@ def make_answers():
     return module
 
 
+
+def test_digits_score_scores_samples_and_alpha_gan_reconstructions(make_answers, tmp_path, monkeypatch):
+    # the scorer itself is tested in test_score_digits.py; here: which files go to it, with which labels
+    sys.path.insert(0, str(ROOT / "tools"))
+    import score_digits
+    calls = []
+    monkeypatch.setattr(score_digits, "score_run", lambda run_dir, dataset, data_dir, **kw: (
+        calls.append(("run", dataset)) or {"fd": 1.23456}))
+    monkeypatch.setattr(score_digits, "score_images", lambda images, labels, dataset, data_dir, **kw: (
+        calls.append(("images", images.shape, labels.tolist(), dataset)) or {"label_accuracy": 0.87654}))
+    test = tmp_path / "test"
+    test.mkdir()
+    np = pytest.importorskip("numpy")
+    np.save(test / "samples.npy", np.zeros((4, 28, 28, 1), np.uint8))
+    assert make_answers.digits_score("dcgan_digits", tmp_path) == {"fd": 1.2346}
+    np.save(test / "reconstructions.npy", np.zeros((3, 28, 28, 1), np.uint8))
+    np.save(test / "reconstruction_labels.npy", np.array([7, 2, 1]))
+    assert make_answers.digits_score("alpha_gan", tmp_path) == {"fd": 1.2346,
+                                                                "reconstructions": {"label_accuracy": 0.8765}}
+    assert calls[-1] == ("images", (3, 28, 28, 1), [7, 2, 1], "mnist" if make_answers.MNIST else "fashion_mnist")
+    assert make_answers.digits_score("pix2pix", tmp_path) is None          # not a digits answer
+
 def test_every_answer_names_an_existing_script(make_answers):
     # PyTorch's answer is written first: every answer has it (a misspelt question fails here);
     # the ports of a question being written are skipped by the tool until they exist

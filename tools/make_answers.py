@@ -80,6 +80,10 @@ ANSWERS = {
     "pix2pix_l1": (["test/predictions.png", "l1.png"], ["--train", "--test", "--gan-weight", "0"], "pix2pix"),
     "pix2pix_gp": (["test/predictions.png", "losses.png", "l1.png", "d_probabilities.png", "gradient_norm.png"],
                    ["--train", "--test"]),
+    # alpha-GAN on digits, for 5000 of the original's 100000 iterations (README: why)
+    "alpha_gan": (["test/reconstructions.png", "test/samples.png", "test/interpolation.png", "test/codes.png",
+                   "progress.png", "losses.png", "d_probabilities.png", "c_probabilities.png"],
+                  ["--train", "--test", *DIGITS, "--iters", "5000"]),
 }
 # Test-only answers (no --train) load the checkpoint of another answer's run (--vae-dir).
 NEEDS = {"vae_latent_show": "vae", "vae_latent_change": "vae"}
@@ -195,7 +199,15 @@ def digits_score(answer, run_dir):
     except (ImportError, score_digits.UsageError) as err:
         print(f"{answer}: no score: {err}")
         return None
-    return {key: round(v, 4) if isinstance(v, float) else v for key, v in score.items()}
+    score = {key: round(v, 4) if isinstance(v, float) else v for key, v in score.items()}
+    reconstructions = Path(run_dir) / "test" / "reconstructions.npy"
+    labels = Path(run_dir) / "test" / "reconstruction_labels.npy"
+    if reconstructions.is_file() and labels.is_file():   # alpha-GAN: do the reconstructions keep the digit?
+        recon = score_digits.score_images(score_digits.load_npy(reconstructions),
+                                          score_digits.load_npy(labels, "labels file"), value["--dataset"],
+                                          value.get("--data-dir"), where=str(reconstructions), download=False)
+        score["reconstructions"] = {key: round(v, 4) if isinstance(v, float) else v for key, v in recon.items()}
+    return score
 
 
 def record(answer, framework, run_dir, answers_dir, seconds):
