@@ -50,9 +50,15 @@ QUESTIONS = {
     # the paper's ResNet at width 128 is ~16x the cost of width 32 on a CPU: time the widths to pick one
     "wgan_gp": ("mnist", MNIST, 64, (-1.0, 1.0), ["--width", "32"]),
     "wgan_gp_w16": ("mnist", MNIST, 64, (-1.0, 1.0), ["--width", "16"]),
+    # pix2pix on the newt photos' pairs (64x64, batch 16): with D, with L1 alone, with the penalty (5 D steps)
+    "pix2pix": ("imori", None, 16, (-1.0, 1.0), []),
+    "pix2pix_l1": ("imori", None, 16, (-1.0, 1.0), ["--gan-weight", "0"]),
+    "pix2pix_gp": ("imori", None, 16, (-1.0, 1.0), []),
+    # one alpha-GAN iteration = E, G twice, D, C on 28x28 digits
+    "alpha_gan": ("mnist", MNIST, 64, (-1.0, 1.0), []),
 }
 # a row name -> the question's script (rows that time one script with other flags)
-SCRIPTS = {"wgan_gp_w16": "wgan_gp"}
+SCRIPTS = {"wgan_gp_w16": "wgan_gp", "pix2pix_l1": "pix2pix"}
 
 
 def data_seconds(question, dataset, data_dir, batch_size, value_range, n=50):
