@@ -350,11 +350,14 @@ def report_test(run, samples, linear, spherical, morph, d_real, d_fake, scored=N
 def report_model_test(run, model, test_images, z_dim, seed):
     """The test of a GAN script, given its model with the checkpoint
     loaded: the answer pictures of ``report_test`` from the fixed test
-    latents, and D's view of ``test_images`` (pixels in [0, 1])."""
+    latents, and D's view of ``test_images`` (pixels in [0, 1]).  The
+    SCORED_COUNT samples of test/samples.npy are made for one-channel
+    images only (digits: what tools/score_digits.py scores); for colour
+    pictures they would be the test's largest cost (64x64: ~2 TFLOP)."""
     z = test_latents(z_dim, seed)
     samples = model.generate(z["samples"])
     frames, paths = z["morph"].shape[:2]
     morph = model.generate(z["morph"].reshape(frames * paths, -1)).reshape(frames, paths, *model.img_shape)
     return report_test(run, samples, model.generate(z["linear"]), model.generate(z["spherical"]), morph,
                        model.discriminate(test_images), model.discriminate(samples),
-                       scored=model.generate(z["scored"]))
+                       scored=model.generate(z["scored"]) if model.img_shape[-1] == 1 else None)
