@@ -26,7 +26,7 @@ from tests.answers import expect_usage_error, read_rows, run_in_process, run_pro
 from tests.conftest import load_script
 from tests.fixtures import make_image_folder
 
-PIX2PIX_FRAMEWORKS = ("pytorch",)
+PIX2PIX_FRAMEWORKS = ("pytorch", "tf_slim")
 QUESTIONS = ("pix2pix", "pix2pix_gp")
 CASES = [(q, f) for q in QUESTIONS for f in PIX2PIX_FRAMEWORKS]
 IDS = [f"{q}-{f}" for q, f in CASES]
@@ -336,6 +336,66 @@ def pytorch_penalty_case(x, real, eps, gp_weight):
                                             gp_weight=gp_weight)
         batch = tuple(torch.from_numpy(a).permute(0, 3, 1, 2) for a in (x, real))
         return train_step([batch], [torch.from_numpy(eps)], batch)
+    return score, fake, step
+
+
+def tf_slim_discriminator(width=1, gain=10.0, values=None):
+    """The TF-Slim pix2pix_gp script's D, tiny (32x32 pairs of 1 + 1
+    channels: 2x2 patches, --width 1), in a float64 graph of its own: its
+    weights N(0, 0.02) (graph seed 1) times ``gain``, or ``values`` ({name:
+    array}) where given.  ``score(x, y)``: the mean patch logit per sample;
+    ``norms(x, real, fake, eps)``: the script's gradient_norms."""
+    from types import SimpleNamespace
+    module = load_script("pix2pix_gp", "tf_slim")
+    tf = module.tf
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(1)
+        x, y, real, fake = (tf.placeholder(tf.float64, (None, SIZE, SIZE, 1)) for _ in range(4))
+        eps = tf.placeholder(tf.float64, (None,))
+        discriminator = SimpleNamespace(net=lambda inputs, outputs: module.Discriminator(inputs, outputs, width))
+        score_op = tf.reduce_mean(discriminator.net(x, y), axis=[1, 2, 3])
+        norms_op = module.gradient_norms(discriminator, x, real, fake, eps)
+        variables = tf.global_variables()
+        sess = tf.Session(graph=graph)
+        sess.run(tf.global_variables_initializer())
+        new = ({v.op.name: value * gain for v, value in zip(variables, sess.run(variables))} if values is None
+               else values)
+        sess.run([v.initializer for v in variables], {v.initializer.inputs[1]: new[v.op.name] for v in variables})
+
+    def score(xs, ys):
+        return sess.run(score_op, {x: xs, y: ys})
+
+    def norms(xs, reals, fakes, epses):
+        return sess.run(norms_op, {x: xs, real: reals, fake: fakes, eps: epses.astype(np.float64)})
+    return module, discriminator, score, norms
+
+
+def tf_slim_penalty_case(x, real, eps, gp_weight, gain=10.0):
+    """(score, fake, step) of a tiny TF-Slim pix2pix_gp (the script's
+    build_model, float32): D's float64 mean patch logits before the step
+    (its weights copied into tf_slim_discriminator's graph), G(x) in
+    training mode (NHWC), and ``step()``: one train step (n_critic 1) on
+    (x, real) with eps, returning its metrics."""
+    module = load_script("pix2pix_gp", "tf_slim")
+    tf = module.tf
+    info = {"size": SIZE, "in_channels": 1, "out_channels": 1, "width": 1}
+    networks = module.build_model(info, 2, 2e-4, "/cpu:0")
+    generator, discriminator = networks[:2]
+    sess = generator.sess
+    with sess.graph.as_default():
+        values = {v.op.name: value * gain for v, value in zip(discriminator.variables,
+                                                               sess.run(discriminator.variables))}
+        sess.run([v.initializer for v in discriminator.variables],
+                 {v.initializer.inputs[1]: values[v.op.name] for v in discriminator.variables})
+        with tf.name_scope("helper"):
+            train_mode = generator.net(generator.inputs, is_training=True)    # its moving statistics never run
+    fake = sess.run(train_mode, {generator.inputs: x})
+    score = tf_slim_discriminator(values={k: v.astype(np.float64) for k, v in values.items()})[2]
+
+    def step():
+        train_step = module.make_train_step(*networks, gan_weight=1.0, l1_weight=100.0, gp_weight=gp_weight)
+        return train_step([(x, real)], [eps], (x, real))
     return score, fake, step
 
 
