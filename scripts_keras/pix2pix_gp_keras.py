@@ -262,6 +262,8 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer, gan_weig
     d_batches: list of (inputs, targets) NHWC; eps: list of (N,);
     g_batch: (inputs, targets).  Returns the metrics of pix2pix.FIELDS (D's
     numbers averaged over its steps)."""
+    g_optimizer.build(generator.trainable_variables)       # Adam's m and v, made here rather than in the graph
+    d_optimizer.build(discriminator.trainable_variables)   # (no-ops when build_model made them)
 
     # Two TensorFlow graphs, each traced once on its first call (the batch
     # shapes never change): a D step, run n_critic times, and the G step.

@@ -244,6 +244,8 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer, gan_weig
     With gan_weight 0 steps 2 and D's part of 3 are left out: the U-Net
     learns from L1 alone.  Returns the metrics of pix2pix.FIELDS, D's
     numbers measured in its step (none without D)."""
+    g_optimizer.build(generator.trainable_variables)       # Adam's m and v, made here rather than in the graph
+    d_optimizer.build(discriminator.trainable_variables)   # (no-ops when build_model made them)
 
     # One TensorFlow graph, traced once on the first call (the batch shapes never change).
     @tf.function(jit_compile=jit_compile)
