@@ -26,7 +26,7 @@ from tests.answers import expect_usage_error, read_rows, run_in_process, run_pro
 from tests.conftest import load_script
 from tests.fixtures import make_image_folder
 
-PIX2PIX_FRAMEWORKS = ("pytorch", "tf_slim")
+PIX2PIX_FRAMEWORKS = ("pytorch", "tf_slim", "keras")
 QUESTIONS = ("pix2pix", "pix2pix_gp")
 CASES = [(q, f) for q in QUESTIONS for f in PIX2PIX_FRAMEWORKS]
 IDS = [f"{q}-{f}" for q, f in CASES]
@@ -433,6 +433,56 @@ def test_the_penalty_in_the_d_step_is_lambda_mean_of_per_sample_terms(framework)
     assert metrics["gradient_penalty"] == pytest.approx(((fd_norms - 1) ** 2).mean(), rel=1e-4)
     assert metrics["grad_norm"] == pytest.approx(fd_norms.mean(), rel=1e-4)
     assert metrics["d_loss"] == pytest.approx(metrics["d_gan"] + gp_weight * ((fd_norms - 1) ** 2).mean(), rel=1e-4)
+
+
+# Keras 3 ------------------------------------------------------------------
+
+def keras_discriminator(width=1, gain=10.0):
+    """pytorch_discriminator for the Keras script: its D, tiny, weights
+    N(0, 0.02) times ``gain``, float32 (the train step's); ``score`` and
+    ``norms`` run a float64 copy of it (built under the float64 dtype
+    policy, the float32 weights copied in exactly), made now: the weights
+    before any step."""
+    import keras
+    module = load_script("pix2pix_gp", "keras")
+
+    def build():
+        return module.Discriminator(1, 1, width, keras.random.SeedGenerator(1))
+    discriminator = build()
+    discriminator.set_weights([w * np.float32(gain) for w in discriminator.get_weights()])
+    policy, floatx = keras.config.dtype_policy(), keras.config.floatx()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        twin = build()
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+    twin.set_weights([w.astype(np.float64) for w in discriminator.get_weights()])
+
+    def score(x, y):
+        logits = twin([np.asarray(x, np.float64), np.asarray(y, np.float64)], training=False)
+        return keras.ops.convert_to_numpy(keras.ops.mean(logits, axis=(1, 2, 3)))
+
+    def norms(x, real, fake, eps):
+        tensors = (keras.ops.convert_to_tensor(a.astype(np.float64)) for a in (x, real, fake, eps))
+        return keras.ops.convert_to_numpy(module.gradient_norms(twin, *tensors))
+    return module, discriminator, score, norms
+
+
+def keras_penalty_case(x, real, eps, gp_weight):
+    """pytorch_penalty_case for the Keras script (float32 step, float64 scores)."""
+    import keras
+    module, discriminator, score, _ = keras_discriminator()
+    generator = module.Generator(1, 1, 1, keras.random.SeedGenerator(2))
+    fake = keras.ops.convert_to_numpy(generator(x, training=True))
+
+    def step():
+        g_opt, d_opt = (keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999) for _ in range(2))
+        train_step = module.make_train_step(generator, discriminator, g_opt, d_opt, gan_weight=1.0, l1_weight=100.0,
+                                            gp_weight=gp_weight)
+        return train_step([(x, real)], [eps], (x, real))
+    return score, fake, step
 
 
 # ---------------------------------------------------------------------------
