@@ -13,6 +13,8 @@ in G, [input, output] into D), BN/bias placement, the halved D loss, the
 per-sample penalty, Adam (eps aligned: align_adam_eps) and the BatchNorm
 running averages (G once per pix2pix iteration, n_critic + 1 times per
 pix2pix_gp iteration; pix2pix's D three times: real, fake, G's step).
+Last, the training loops: two iterations of both programs leave the same
+batch-order, augmentation and eps states in their checkpoints.
 
 The two iterations run in float64 (both scripts' steps unchanged, the
 networks cast after the copy), where float32 noise cannot hide a small
@@ -29,13 +31,16 @@ Convolution2D (O, I, kh, kw); ConvTranspose2d and Deconvolution2D
 beta, avg_mean, avg_var), so the copy is shape for shape, layer by layer in
 network order.
 """
+import json
 from argparse import Namespace
 
 import numpy as np
 import pytest
 
 from common import pix2pix
+from tests.answers import run_in_process
 from tests.conftest import load_script
+from tests.fixtures import make_image_folder
 from tests.test_answers_pix2pix import PARAMETERS
 from tests.test_parity_gan_chainer import torch_layers
 from tests.test_parity_wgan_chainer import align_adam_eps
@@ -318,3 +323,24 @@ def test_same_training_iterations(question, dtype):
     differences = two_iterations(question, dtype)
     for name, difference in differences.items():
         assert difference < UPDATE_TOLERANCE[dtype][name], (name, difference)
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_same_draws_per_iteration(question, tmp_path):
+    # The training loops, which the steps above leave out: the same batches and eps drawn in the
+    # same order (pix2pix: one batch; pix2pix_gp: n_critic D batches, their n_critic eps, one G
+    # batch), so after two iterations both checkpoints hold the same feed and eps states, the
+    # same step counts and the same model description.  (One eps draw for all D steps, or the G
+    # batch drawn first, would leave other states.)
+    folder = make_image_folder(tmp_path / "data", classes=("akahara", "madara"), n_per_class=2, size=(SIZE, SIZE),
+                               seed=0, with_masks=True)
+    args = ["--train", "--data-dir", folder, "--size", SIZE, "--width", 1, "--batch-size", 2, "--iters", 2,
+            "--sample-every", 0, "--checkpoint-every", 2, "--log-every", 1, "--seed", 4,
+            *(["--n-critic", 3] if question == "pix2pix_gp" else [])]
+    metas = {}
+    for framework in ("pytorch", "chainer"):
+        run_in_process(question, framework, [*args, "--out-dir", tmp_path / framework])
+        meta = json.loads((tmp_path / framework / "checkpoints" / "iter_000002" / "meta.json").read_text())
+        metas[framework] = {key: value for key, value in meta.items() if key not in ("framework", "files")}
+    assert metas["chainer"] == metas["pytorch"]
+    assert metas["chainer"]["discriminator_steps"] == (2 if question == "pix2pix" else 6)
