@@ -150,8 +150,9 @@ def conv_block(in_channels, out_channels, rng):
 
 
 def max_pool(x):
-    """2x2 max-pool, stride 2; cover_all=False pools like PyTorch and TF (Chainer's default True
-    adds a partial window at an odd edge; the sizes here are even, but say so)."""
+    """2x2 max-pool, stride 2: (N, C, H, W) -> (N, C, H/2, W/2).  cover_all=False pools like
+    PyTorch and TF (Chainer's default, True, adds a partial window at an odd edge; the sizes here
+    are always even, as --size is a multiple of 16)."""
     return F.max_pooling_2d(x, 2, stride=2, cover_all=False)
 
 
