@@ -26,7 +26,7 @@ from tests.answers import expect_usage_error, read_rows, run_in_process, run_pro
 from tests.conftest import load_script
 from tests.fixtures import make_image_folder
 
-PIX2PIX_FRAMEWORKS = ("pytorch", "tf_slim", "keras")
+PIX2PIX_FRAMEWORKS = ("pytorch", "tf_slim", "keras", "chainer")
 QUESTIONS = ("pix2pix", "pix2pix_gp")
 CASES = [(q, f) for q in QUESTIONS for f in PIX2PIX_FRAMEWORKS]
 IDS = [f"{q}-{f}" for q, f in CASES]
@@ -396,6 +396,49 @@ def tf_slim_penalty_case(x, real, eps, gp_weight, gain=10.0):
     def step():
         train_step = module.make_train_step(*networks, gan_weight=1.0, l1_weight=100.0, gp_weight=gp_weight)
         return train_step([(x, real)], [eps], (x, real))
+    return score, fake, step
+
+
+def chainer_discriminator(width=1, gain=10.0):
+    """pytorch_discriminator for the Chainer script: its D, tiny, weights
+    N(0, 0.02) times ``gain``; ``score`` and ``norms`` run a float64 copy,
+    ``discriminator`` stays float32 (the train step's dtype)."""
+    import copy
+    module = load_script("pix2pix_gp", "chainer")
+    discriminator = module.Discriminator(1, 1, width, np.random.RandomState(1))
+    for parameter in discriminator.params():
+        parameter.array *= gain
+    discriminator64 = copy.deepcopy(discriminator)
+    for parameter in discriminator64.params():
+        parameter.array = parameter.array.astype(np.float64)
+
+    def nchw(a):
+        return np.ascontiguousarray(np.asarray(a, np.float64).transpose(0, 3, 1, 2))
+
+    def score(x, y):
+        with module.chainer.no_backprop_mode():
+            return module.F.mean(discriminator64(nchw(x), nchw(y)), axis=(1, 2, 3)).array
+
+    def norms(x, real, fake, eps):
+        return module.gradient_norms(discriminator64, nchw(x), nchw(real), nchw(fake), eps.astype(np.float64)).array
+    return module, discriminator, score, norms
+
+
+def chainer_penalty_case(x, real, eps, gp_weight):
+    """pytorch_penalty_case for the Chainer script."""
+    module, discriminator, score, _ = chainer_discriminator()
+    chainer = module.chainer
+    generator = module.Generator(1, 1, 1, np.random.RandomState(2))
+    with chainer.using_config("train", True), chainer.no_backprop_mode():
+        fake = generator(module.to_nchw(x)).array.transpose(0, 2, 3, 1)
+
+    def step():
+        g_opt, d_opt = (chainer.optimizers.Adam(alpha=2e-4, beta1=0.5, beta2=0.999).setup(n)
+                        for n in (generator, discriminator))
+        train_step = module.make_train_step(generator, discriminator, g_opt, d_opt, gan_weight=1.0, l1_weight=100.0,
+                                            gp_weight=gp_weight)
+        batch = (module.to_nchw(x), module.to_nchw(real))
+        return train_step([batch], [eps], batch)
     return score, fake, step
 
 
