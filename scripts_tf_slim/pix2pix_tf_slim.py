@@ -361,7 +361,8 @@ def train(args):
     feed = pix2pix.PairFeed(data, args.batch_size, args.seed, args.direction)   # augmented (inputs, targets)
     networks = build_model(info, args.seed, args.lr, device)
     generator = networks[0]
-    train_step = make_train_step(*networks, gan_weight=args.gan_weight, l1_weight=args.l1_weight)   # TF1: first
+    train_step = make_train_step(*networks, gan_weight=args.gan_weight,
+                                 l1_weight=args.l1_weight)                 # TF1: before a resume (Adam's variables)
     start = 0
     if args.resume:
         folder, meta = run.load_checkpoint_meta(args.resume, info)
