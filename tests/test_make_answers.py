@@ -60,6 +60,19 @@ def test_every_answer_names_an_existing_script(make_answers):
                 assert int(make_answers.expected_settings(answer, framework)["iters"]) > 0
 
 
+def test_a_framework_may_run_a_shorter_answer_and_says_so(make_answers, monkeypatch):
+    monkeypatch.setitem(make_answers.FRAMEWORK_FLAGS, ("dcgan_digits", "chainer"), ["--iters", "300", "--width", "8"])
+    monkeypatch.setitem(make_answers.ANSWERS, "dcgan_digits",
+                        (["test/samples.png"], ["--train", "--test", "--dataset", "mnist", "--iters", "1000"], "dcgan"))
+    *_, shown = make_answers.answer_command("dcgan_digits", "chainer")
+    # the flag's value is replaced in place, a new flag is added: the command shown is the one run
+    assert shown.startswith("python scripts_chainer/dcgan_chainer.py --train --test --dataset mnist --iters 300 "
+                            "--width 8 --out-dir ")
+    assert make_answers.expected_settings("dcgan_digits", "chainer")["iters"] == "300"
+    assert make_answers.expected_settings("dcgan_digits", "pytorch")["iters"] == "1000"
+    assert "--width" not in make_answers.answer_command("dcgan_digits", "pytorch")[3]
+
+
 def test_resume_and_checkpoint_every_are_run_but_not_recorded(make_answers, tmp_path):
     _, run_dir, fresh, shown = make_answers.answer_command("dcgan", "keras", resume=True, checkpoint_every=250,
                                                            out_root=tmp_path)

@@ -85,8 +85,28 @@ ANSWERS = {
                    "progress.png", "losses.png", "d_probabilities.png", "c_probabilities.png"],
                   ["--train", "--test", *DIGITS, "--iters", "5000"]),
 }
+# Where one framework's run is shorter than the answer's (its step is slower than a
+# session allows; the README says so): (answer, framework) -> flags that replace the
+# answer's flags of the same name.
+FRAMEWORK_FLAGS = {
+    # Chainer's CGAN step is ~4x PyTorch's on 2 CPU cores; the other three frameworks
+    # label-condition their digits by iteration ~2500 (answers_image/cgan_*_progress.png)
+    ("cgan", "chainer"): ["--iters", "3000"],
+}
 # Test-only answers (no --train) load the checkpoint of another answer's run (--vae-dir).
 NEEDS = {"vae_latent_show": "vae", "vae_latent_change": "vae"}
+
+
+def answer_flags(answer, framework):
+    """The flags of one answer run: the answer's, with FRAMEWORK_FLAGS' values in place."""
+    flags = list(ANSWERS[answer][1])
+    extra = FRAMEWORK_FLAGS.get((answer, framework), [])
+    for flag, value in zip(extra[::2], extra[1::2]):
+        if flag in flags:
+            flags[flags.index(flag) + 1] = value
+        else:
+            flags += [flag, value]
+    return flags
 
 
 def _answer_arg(text):
@@ -113,7 +133,8 @@ def answer_command(answer, framework, *, resume=False, checkpoint_every=None, ou
     in results.json leaves them out, and shows the run folder as
     ``out/<answer>/<framework>`` wherever the runs folder is: it is the one
     that remakes the answer.  ``test_only``: test the trained run (no --train)."""
-    _, flags, *script_question = ANSWERS[answer]
+    _, _, *script_question = ANSWERS[answer]
+    flags = answer_flags(answer, framework)
     question = script_question[0] if script_question else answer
     script = f"scripts_{framework}/{question}_{framework}.py"
     out_root = Path(out_root or ROOT / "out")
@@ -147,7 +168,7 @@ def expected_settings(answer, framework):
     flags' values (but --data-dir, which moves with the machine), and the
     script's default --iters and --dataset where the flags leave them."""
     script, *_ = answer_command(answer, framework)
-    flags = ANSWERS[answer][1]
+    flags = answer_flags(answer, framework)
     settings = {flag[2:].replace("-", "_"): value for flag, value in zip(flags, flags[1:])
                 if flag.startswith("--") and not value.startswith("--") and flag != "--data-dir"}
     settings.setdefault("iters", _script_default(script, r"\biters=(\d+)"))
@@ -169,7 +190,7 @@ def inspect(answer, framework, runs_dir, answers_dir):
     """The RunState of one answer run (see tools/answer_runs.py)."""
     _, run_dir, _, _ = answer_command(answer, framework, out_root=runs_dir)
     settings = expected_settings(answer, framework)
-    test_only = "--train" not in ANSWERS[answer][1]
+    test_only = "--train" not in answer_flags(answer, framework)
     state = answer_runs.RunState(answer, framework, run_dir, target=None if test_only else int(settings["iters"]))
     needed = inspect(NEEDS[answer], framework, runs_dir, answers_dir) if answer in NEEDS else None
     answer_runs.inspect_run(state, picture_paths(answer, framework, run_dir, answers_dir),
@@ -183,12 +204,12 @@ def _cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def digits_score(answer, run_dir):
+def digits_score(answer, run_dir, framework=None):
     """tools/score_digits.py's numbers for the test/samples.npy of a GAN answer
     on digits (flags --dataset mnist or fashion_mnist), floats rounded; None
     for other answers, without samples.npy, or where the scorer cannot run
     (no PyTorch, the data missing: one line says why)."""
-    flags = ANSWERS[answer][1]
+    flags = answer_flags(answer, framework)
     value = {flag: next_ for flag, next_ in zip(flags, flags[1:])}
     if value.get("--dataset") not in ("mnist", "fashion_mnist") or \
             not (Path(run_dir) / "test" / "samples.npy").is_file():
@@ -218,7 +239,7 @@ def record(answer, framework, run_dir, answers_dir, seconds):
     metrics = json.loads((Path(run_dir) / "test" / "metrics.json").read_text())
     for key in ("per_image", "class_names", "grid", "line", "scatter"):
         metrics.pop(key, None)
-    score = digits_score(answer, run_dir)
+    score = digits_score(answer, run_dir, framework)
     path = Path(answers_dir) / "results.json"
     results = read_results(answers_dir)   # re-read: another make_answers may have added its runs meanwhile
     results[f"{answer}/{framework}"] = {
