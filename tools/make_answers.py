@@ -87,12 +87,8 @@ ANSWERS = {
 }
 # Where one framework's run is shorter than the answer's (its step is slower than a
 # session allows; the README says so): (answer, framework) -> flags that replace the
-# answer's flags of the same name.
-FRAMEWORK_FLAGS = {
-    # Chainer's CGAN step is ~4x PyTorch's on 2 CPU cores; the other three frameworks
-    # label-condition their digits by iteration ~2500 (answers_image/cgan_*_progress.png)
-    ("cgan", "chainer"): ["--iters", "3000"],
-}
+# answer's flags of the same name.  Empty: every answer run has its answer's flags.
+FRAMEWORK_FLAGS = {}
 # Test-only answers (no --train) load the checkpoint of another answer's run (--vae-dir).
 NEEDS = {"vae_latent_show": "vae", "vae_latent_change": "vae"}
 
