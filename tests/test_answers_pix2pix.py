@@ -39,7 +39,7 @@ PLOTS = {"pix2pix": ("l1.png", "losses.png", "d_probabilities.png"),
 TEST_FILES = (pix2pix.PREDICTIONS_PNG, pix2pix.PREDICTIONS_NPY, pix2pix.METRICS_JSON)
 CLASS_NAMES = ["background", "akahara", "madara"]
 LEARN_ITERS = 120      # the learning check: 120 steps of batch 8 at 32x32, --width 8, lr 1e-3
-LEARN_L1 = 0.5         # ... must at least halve the test L1 of one step
+LEARN_L1 = 0.5         # ... must at least halve the test L1 of an untrained G (~1.0)
 LEARN_ACCURACY = 0.95  # ... and label 95% of the test pixels right (the background alone: 86%)
 LEARN_IOU = 0.85       # ... with a mean IoU of 0.85 (the background alone: 0.43)
 
@@ -161,21 +161,21 @@ def test_gan_weight_0_is_the_unet_alone(framework, pairs, tmp_path):
 def test_pix2pix_learns(framework, tmp_path):
     # 16 training pairs at 32x32 of one newt class (background + akahara);
     # after LEARN_ITERS steps of G with D the test L1 must be at most
-    # LEARN_L1 times that after one step (measured over seeds 0-2: 1.00 ->
-    # 0.29-0.31), and the newts found (accuracy 0.987-0.993, mean IoU
-    # 0.947-0.971; the background alone is 0.86 and 0.43).  lr 1e-3 for a
-    # short run.  (Two disc classes at this lr fall into L1's flat valley:
-    # for a pixel of one class, the two class channels at (1, 1) cost what
-    # (1, -1) does, and saturated tanh outputs never leave it; the real
-    # masks learn both classes at the default lr.)
+    # LEARN_L1 (an untrained G's outputs are near 0 against targets of
+    # +-1: L1 0.97-1.00 after one step in every framework; after 120 steps,
+    # over seeds 0-2: 0.29-0.31), and the newts found (accuracy 0.987-0.993,
+    # mean IoU 0.947-0.971; the background alone is 0.86 and 0.43).  lr 1e-3
+    # for a short run.  (Two disc classes at this lr fall into L1's flat
+    # valley: for a pixel of one class, the two class channels at (1, 1)
+    # cost what (1, -1) does, and saturated tanh outputs never leave it; the
+    # real masks learn both classes at the default lr.)
     folder = make_image_folder(tmp_path / "data", classes=("akahara",), n_per_class=16, size=(SIZE, SIZE), seed=1,
                                with_masks=True)
     args = ["--data-dir", folder, "--size", SIZE, "--width", 8, "--batch-size", 8, "--lr", 1e-3, "--sample-every", 0,
             "--checkpoint-every", 0, "--log-every", 40]
-    first = run_in_process("pix2pix", framework, [*args, "--out-dir", tmp_path / "one", "--iters", 1])
     last = run_in_process("pix2pix", framework, [*args, "--out-dir", tmp_path / "many", "--iters", LEARN_ITERS])
-    assert first["l1"] > 0.95 and first["class_names"] == ["background", "akahara"]
-    assert last["l1"] < LEARN_L1 * first["l1"], (first["l1"], last["l1"])
+    assert last["class_names"] == ["background", "akahara"]
+    assert last["l1"] < LEARN_L1, last["l1"]
     assert last["pixel_accuracy"] >= LEARN_ACCURACY and last["mean_iou"] >= LEARN_IOU, last
 
 
