@@ -304,8 +304,8 @@ def make_train_step(generator, discriminator, encoder, code_discriminator, g_opt
             """The update of ``network`` alone, with the moving-statistics
             updates of G's forwards in this step (the current name scope)."""
             update = optimizer.minimize(loss, var_list=tf.trainable_variables(network.scope))
-            return tf.group(update, *tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope=tf.get_default_graph()
-                                                       .get_name_scope() + "/"))
+            scope = tf.get_default_graph().get_name_scope() + "/"        # "e_step/", "g_step/", ...
+            return tf.group(update, *tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope=scope))
 
         # 1. E: reconstruct x through G (G's weights fixed) and make the codes
         #    look like prior samples to C (non-saturating: C(E(x)) -> 1).
