@@ -188,6 +188,14 @@ def test_alpha_gan_learns(framework, blocks, tmp_path):
     # error a fraction of the untrained one.  (In 300 steps the encoder's
     # codes still sit in a corner of the prior, so reconstructions do not yet
     # keep the class: the answer run on MNIST shows that part.)
+    # How near: the samples' mean squared distance to the nearest class mean,
+    # as a fraction of the untrained G's, was 0.23-0.50 over 13 correct runs
+    # (PyTorch seeds 0-4 0.23-0.35, Chainer seeds 0-4 0.25-0.50, float64 and
+    # swapped starting weights; the two frameworks agree to 1e-11 in float64
+    # for 200 iterations, then drift apart chaotically): the bound is 0.6.  A
+    # G that learns nothing stays near 1.  Which step mistakes this check
+    # cannot see (G decoding codes and z in two batches, C's labels swapped:
+    # 0.11-0.17), the parity tests and test_the_four_steps_in_order do.
     out = tmp_path / "run"
     args = [*data_args(blocks, out, batch_size=32), "--sample-every", 0, "--log-every", 50]
     untrained = run_in_process("alpha_gan", framework, [*args, "--iters", 1, "--checkpoint-every", 0])
@@ -200,7 +208,7 @@ def test_alpha_gan_learns(framework, blocks, tmp_path):
 
     def distances(images):
         return ((images[:, None] - means[None]) ** 2).sum(-1)
-    assert distances(samples).min(1).mean() < 0.25 * distances(untrained_samples).min(1).mean()
+    assert distances(samples).min(1).mean() < 0.6 * distances(untrained_samples).min(1).mean()
     nearest = distances(samples).argmin(1)
     assert len(np.unique(nearest)) >= 6 and np.bincount(nearest).max() < 0.5 * len(samples), np.bincount(nearest)
 
