@@ -112,33 +112,45 @@ def init_weights(rng):
             "bias_initializer": "zeros"}
 
 
-def batch_norm():
+def batch_norm(name):
     """BatchNorm over the last axis (the channels, or the Dense units), gamma 1, beta 0, eps 1e-5, decay 0.9."""
     return layers.BatchNormalization(momentum=BN_DECAY, epsilon=BN_EPS,
-                                      gamma_initializer="ones", beta_initializer="zeros")
+                                      gamma_initializer="ones", beta_initializer="zeros", name=name)
 
 
 # Generator, ConvStack, Discriminator, Encoder and CodeDiscriminator are
 # functions named like the PyTorch classes; each returns a Keras model.
+# Every layer is named after the PyTorch version's module (dense_1 is
+# dense.1 there, deconvs_3 is deconvs.3, mlp_2 is mlp.2), and build_model
+# names the optimizers: a weight is found by its name, and the models of a
+# resumed run make the same graph, node for node, as those of the run it
+# continues.  (Keras' automatic names count up in a process; with them, the
+# same train step traced for a second set of models rounded some updates
+# differently, and a resumed run drifted from the whole run.)
+
+
 def Generator(z_dim, image_shape, rng):
     """z (N, z_dim) -> images (N, H, W, C) in [-1, 1]: the DCGAN generator."""
     height, width, channels = image_shape
     k, (h0, w0) = gan.dcgan_stages(image_shape)
     network = [
         keras.Input(shape=(z_dim,)),                                          # (N, z_dim)
-        layers.Dense(h0 * w0 * DENSE_CHANNELS, **init_weights(rng)),          # (N, h0*w0*256)
-        batch_norm(),
-        layers.ReLU(),
-        layers.Reshape((h0, w0, DENSE_CHANNELS)),                             # (N, h0, w0, 256)
+        layers.Dense(h0 * w0 * DENSE_CHANNELS, name="dense_0", **init_weights(rng)),   # (N, h0*w0*256)
+        batch_norm("dense_1"),
+        layers.ReLU(name="dense_2"),
+        layers.Reshape((h0, w0, DENSE_CHANNELS), name="reshape"),            # (N, h0, w0, 256)
     ]
     g_widths, _ = gan.dcgan_widths(k, G_WIDTHS, D_WIDTHS)
+    index = 0
     for features in g_widths:                                               # 512, 256, 128 for k = 4; 128 for 28x28
-        network += [layers.Conv2DTranspose(features, KERNEL, STRIDE, padding="same",
+        network += [layers.Conv2DTranspose(features, KERNEL, STRIDE, padding="same", name=f"deconvs_{index}",
                                            **init_weights(rng)),             # (N, 2h, 2w, features)
-                    batch_norm(),
-                    layers.ReLU()]
-    network += [layers.Conv2DTranspose(channels, KERNEL, STRIDE, padding="same", **init_weights(rng)),  # (N, H, W, C)
-                layers.Activation("tanh")]
+                    batch_norm(f"deconvs_{index + 1}"),
+                    layers.ReLU(name=f"deconvs_{index + 2}")]
+        index += 3
+    network += [layers.Conv2DTranspose(channels, KERNEL, STRIDE, padding="same", name=f"deconvs_{index}",
+                                       **init_weights(rng)),                 # (N, H, W, C)
+                layers.Activation("tanh", name=f"deconvs_{index + 1}")]
     return keras.Sequential(network, name="generator")
 
 
@@ -149,12 +161,12 @@ def ConvStack(image_shape, outputs, rng, name):
     k, _ = gan.dcgan_stages(image_shape)
     network = [keras.Input(shape=tuple(image_shape))]                         # (N, H, W, C)
     _, d_widths = gan.dcgan_widths(k, G_WIDTHS, D_WIDTHS)
-    for features in d_widths:                                               # 32, 64, 128, 256 for k = 4
-        network += [layers.Conv2D(features, KERNEL, STRIDE, padding="same",
+    for index, features in enumerate(d_widths):                             # 32, 64, 128, 256 for k = 4
+        network += [layers.Conv2D(features, KERNEL, STRIDE, padding="same", name=f"convs_{2 * index}",
                                   **init_weights(rng)),                      # (N, h/2, w/2, features)
-                    layers.LeakyReLU(negative_slope=LEAKY_SLOPE)]
-    network += [layers.Flatten(),                                             # (N, H/4*W/4*64) for 28x28, NHWC order
-                layers.Dense(outputs, **init_weights(rng))]                  # (N, outputs)
+                    layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"convs_{2 * index + 1}")]
+    network += [layers.Flatten(name="flatten"),                               # (N, H/4*W/4*64) for 28x28, NHWC order
+                layers.Dense(outputs, name="dense", **init_weights(rng))]    # (N, outputs)
     return keras.Sequential(network, name=name)
 
 
@@ -178,10 +190,10 @@ def CodeDiscriminator(z_dim, rng):
     E.  No BatchNorm: the statistics of a batch would tell the encoder's
     batch from a prior batch by themselves."""
     network = [keras.Input(shape=(z_dim,))]                                   # (N, z_dim)
-    for features in C_WIDTHS:
-        network += [layers.Dense(features, **init_weights(rng)),
-                    layers.LeakyReLU(negative_slope=LEAKY_SLOPE)]            # (N, 750)
-    network += [layers.Dense(1, **init_weights(rng))]                         # (N, 1) logits
+    for index, features in enumerate(C_WIDTHS):
+        network += [layers.Dense(features, name=f"mlp_{2 * index}", **init_weights(rng)),
+                    layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"mlp_{2 * index + 1}")]   # (N, 750)
+    network += [layers.Dense(1, name=f"mlp_{2 * len(C_WIDTHS)}", **init_weights(rng))]          # (N, 1) logits
     return keras.Sequential(network, name="code_discriminator")
 
 
@@ -203,8 +215,8 @@ def build_model(image_shape, z_dim, seed, lr, encoder_lr, device):
         networks = (Generator(z_dim, image_shape, rng), Discriminator(image_shape, rng),
                     Encoder(image_shape, z_dim, rng), CodeDiscriminator(z_dim, rng))
         optimizers = tuple(keras.optimizers.Adam(learning_rate=rate, beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1],
-                                                 epsilon=ADAM_EPS)
-                           for rate in (lr, lr, encoder_lr, lr))
+                                                 epsilon=ADAM_EPS, name=f"{prefix}_optimizer")
+                           for rate, prefix in zip((lr, lr, encoder_lr, lr), OPTIMIZER_PREFIXES))
         for network, optimizer in zip(networks, optimizers):
             optimizer.build(network.trainable_variables)
     return networks + optimizers
