@@ -20,7 +20,7 @@ from tests.answers import expect_usage_error, read_rows, run_in_process, run_pro
 from tests.conftest import load_script
 from tests.fixtures import make_cifar_dir, make_mnist_dir, write_idx_images, write_idx_labels
 
-ALPHA_GAN_FRAMEWORKS = ("pytorch", "tf_slim", "chainer")
+ALPHA_GAN_FRAMEWORKS = ("pytorch", "tf_slim", "keras", "chainer")
 COLUMNS = ["iteration", *alpha_gan.FIELDS, "sec_per_iter"]
 PLOTS = (alpha_gan.LOSSES_PNG, alpha_gan.L1_PNG, alpha_gan.D_PNG, alpha_gan.C_PNG, gan.PROGRESS_PNG)
 TEST_FILES = (alpha_gan.RECONSTRUCTIONS_PNG, alpha_gan.SAMPLES_PNG, alpha_gan.INTERPOLATION_PNG,
