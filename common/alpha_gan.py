@@ -63,7 +63,7 @@ FIELD_HELP = {
               "+ BCE(D(G(E(x))) -> 1) + BCE(D(G(z)) -> 1)",
     "d_loss": "the image discriminator's loss: BCE(D(x) -> 1) + BCE(D(G(E(x))) -> 0) + BCE(D(G(z)) -> 0)",
     "c_loss": "the code discriminator's loss: BCE(C(z) -> 1) + BCE(C(E(x)) -> 0)",
-    "l1": "mean |x - G(E(x))| over the batch's pixels ([-1, 1] units), in the encoder's step",
+    "l1": "|x - G(E(x))| summed over an image's pixels ([-1, 1] units), the batch mean, in the encoder's step",
     "d_real": "mean D(x) in the D step (the probability of 'real image')",
     "d_reconstruction": "mean D(G(E(x))) in the D step",
     "d_sample": "mean D(G(z)) in the D step",
@@ -88,7 +88,8 @@ def add_flags(group):
                        help=f"size of the code z ~ N(0, I) (default: {Z_DIM}; "
                             + ", ".join(f"{v} for {k}" for k, v in DATASET_Z_DIM.items()) + ")")
     group.add_argument("--l1-weight", type=cli.positive_float, default=1.0, metavar="LAMBDA",
-                       help="weight of the reconstruction term lambda * mean |x - G(E(x))| in E's and G's losses")
+                       help="weight of the reconstruction term lambda * ||x - G(E(x))||_1 (summed over each "
+                            "image's pixels) in E's and G's losses")
     group.add_argument("--encoder-lr", type=cli.positive_float, default=1e-4,
                        help="the encoder's learning rate (--lr is G's, D's and C's)")
     for action in group._actions:          # the group shares the parser's actions
@@ -156,8 +157,8 @@ def plot_training(run):
         pictures.plot_curves(csv, run.root / LOSSES_PNG, ["e_loss", "g_loss", "d_loss", "c_loss"],
                              labels=["E loss", "G loss (mean of 2 updates)", "D loss", "C loss"],
                              title=f"{what}: losses", ylabel="loss", smooth=smooth),
-        pictures.plot_curves(csv, run.root / L1_PNG, ["l1"], labels=["mean |x - G(E(x))|"],
-                             title=f"{what}: reconstruction error", ylabel="L1 ([-1, 1] pixels)", smooth=smooth),
+        pictures.plot_curves(csv, run.root / L1_PNG, ["l1"], labels=["||x - G(E(x))||_1 per image"],
+                             title=f"{what}: reconstruction error", ylabel="L1 norm ([-1, 1] pixels)", smooth=smooth),
         pictures.plot_curves(csv, run.root / D_PNG, ["d_real", "d_reconstruction", "d_sample"],
                              labels=["mean D(x)", "mean D(G(E(x)))", "mean D(G(z))"],
                              title=f"{what}: the image discriminator", ylabel="probability of 'real'",

@@ -50,21 +50,22 @@ STEP_CASES = [((8, 8, 1), 4), ((28, 28, 1), 10)]
 STEP_IDS = ["8x8x1", "28x28x1"]
 METRICS_RTOL = {np.float64: 1e-9, np.float32: 2e-4}
 # Relative difference ||update_chainer - update_torch|| / ||update_torch|| of each network's weights
-# after the iteration (weights from seed 3, batches from seed 5), and the largest difference of G's
-# BatchNorm running statistics relative to their largest value.  Measured, float64: updates below
-# 4e-11 and statistics below 2e-11 at both sizes (the same over 4 other seed pairs); float32:
-# 8x8 G 1.7e-2, D 1.4e-6, E 1.8e-6, C 1.2e-5, statistics 4.8e-3; 28x28 G 1.1e-2, D 7.5e-2,
-# E 1.6e-5, C 3.2e-6, statistics 3.7e-3 (over the 4 other pairs up to G 2.3e-2, D 9.8e-5,
-# E 2.3e-5, C 5.2e-6, statistics 2.7e-2).  The float32 differences are float32 rounding, not the
-# port: PyTorch float32 against PyTorch float64 differs as much (8x8 G 1.4e-2; 28x28 G 1.1e-2,
-# D 7.5e-2 on the same pair) -- with beta1 0.5 Adam's first steps are about lr sign(g), so an
-# entry whose tiny gradient rounding flips the sign of moves a whole step the other way, and D,
-# updated after G's two steps, sees G's noisy images.  Hence loose float32 bounds for G and D;
-# the float64 case is the exact one.  (Metrics: float32 measured below 5e-6 relative.)
+# after the iteration (weights from seed 3, batches from seed 5; G's noise-only biases left out,
+# see noise_only), and the largest difference of G's BatchNorm running variances relative to their
+# largest value (the running means: MEAN_TOLERANCE, absolute).  Measured with the L1 norm per image
+# (the sum over the pixels), float64: updates below 1e-11 and variances below 4e-14 at both sizes
+# (over 3 seed pairs); float32, this pair: 8x8 G 1.6e-6, D 4.6e-7, E 2.2e-6, C 8.3e-7, variances
+# 9e-8; 28x28 G 2.7e-4, D 7.4e-4, E 3.2e-5, C 1.2e-6, variances 3.4e-6.  Another pair (4, 7) gave
+# 28x28 float32 G 2.5e-2, D 1.2e-1, E 3.2e-2: float32 rounding, not the port -- PyTorch float32
+# against PyTorch float64 differs as much -- with beta1 0.5 Adam's first steps are about
+# lr sign(g), so an entry whose tiny gradient rounding flips the sign of moves a whole step the
+# other way, and D, updated after G's two steps, sees G's noisy images.  Hence loose float32
+# bounds for G and D; the float64 case is the exact one.  (Metrics: float32 below 5e-6 relative.)
 UPDATE_TOLERANCE = {np.float64: {name: 1e-8 for name in NAMES},
                     np.float32: {"generator": 0.05, "discriminator": 0.15, "encoder": 1e-3,
                                  "code_discriminator": 1e-3}}
 STATISTICS_TOLERANCE = {np.float64: 1e-9, np.float32: 0.1}
+MEAN_TOLERANCE = {np.float64: 1e-9, np.float32: 1e-3}
 BN_NAMES = ("gamma", "beta", "avg_mean", "avg_var")
 
 
@@ -175,7 +176,7 @@ def to_float64(pt_networks, ch_networks):
 def one_iteration(scripts, image_shape, z_dim, dtype, seed=3, data_seed=5):
     """One iteration of both scripts from the same weights (built from
     ``seed``), real batch and z (``data_seed``); the metrics checked here.
-    Returns the largest difference of G's BatchNorm running statistics
+    Returns the largest difference of G's BatchNorm running variances
     relative to their size (``statistics``), and the relative difference of
     the weight updates by network."""
     pt, ch = scripts
@@ -203,17 +204,39 @@ def one_iteration(scripts, image_shape, z_dim, dtype, seed=3, data_seed=5):
     for module, link in zip(torch_layers(pt_networks[0]), chainer_layers(ch_networks[0]), strict=True):
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             assert module.num_batches_tracked.item() == 4
-            for ours, theirs in ((link.avg_mean, module.running_mean.numpy()),
-                                 (link.avg_var, module.running_var.numpy())):
-                statistics.append(np.abs(ours - theirs).max() / np.abs(theirs).max())
+            theirs = module.running_var.numpy()
+            statistics.append(np.abs(link.avg_var - theirs).max() / np.abs(theirs).max())
+            # The running means hold the batch means of the layer's outputs, whose bias is noise-only
+            # (noise_only: moved by different Adam steps of rounding noise in the two), so they are
+            # compared in absolute terms: 4 passes weighted 1 - 0.9^4 = 0.34 in all of shifts below
+            # 2 x 1.6 lr = 1.6e-3, so below 5.4e-4, plus float32 rounding.
+            # Measured over 3 seed pairs: float64 7e-11, float32 2.4e-4 .. 8.5e-4.
+            assert np.abs(link.avg_mean - module.running_mean.numpy()).max() < MEAN_TOLERANCE[dtype]
             assert np.abs(module.running_var.numpy() - 1).max() > 1e-3                 # not still at 1
-    assert len(statistics) == 2 * (1 if image_shape == (8, 8, 1) else 2)
+    assert len(statistics) == (1 if image_shape == (8, 8, 1) else 2)
     differences = {}
     for name, pt_network, ch_network in zip(NAMES, pt_networks, ch_networks):
         torch_update = flat_parameters(pt_network) - start[name]
         chainer_update = flat_parameters(ch_network) - start[name]
+        noise = noise_only(pt_network)
+        for update in (torch_update, chainer_update):   # G's two Adam steps on rounding noise, each < 1.6 lr
+            assert np.abs(update[noise]).max(initial=0) < 2 * 1.6 * 5e-4
+        torch_update, chainer_update = torch_update[~noise], chainer_update[~noise]
         differences[name] = np.linalg.norm(chainer_update - torch_update) / np.linalg.norm(torch_update)
     return max(statistics), differences
+
+
+def noise_only(torch_network):
+    """A mask of the flat_parameters entries whose exact gradient is 0: the
+    biases of G's layers followed by a BatchNorm, which subtracts them again
+    with the batch mean.  Their gradients are rounding noise, different in
+    each framework, which Adam (beta1 0.5) turns into steps of up to about
+    lr: they are left out of the comparison of the updates."""
+    layers = torch_layers(torch_network)
+    mask = [np.full(p.numel(), kind == "bias" and isinstance(after, torch.nn.modules.batchnorm._BatchNorm)
+                    and not isinstance(layer, torch.nn.modules.batchnorm._BatchNorm))
+            for layer, after in zip(layers, [*layers[1:], None]) for kind, p in layer.named_parameters(recurse=False)]
+    return np.concatenate(mask)
 
 
 @pytest.mark.parametrize("dtype", (np.float64, np.float32), ids=("float64", "float32"))

@@ -234,10 +234,10 @@ def noise_only(torch_network):
     """The names of the parameters whose exact gradient is 0: the biases of
     G's layers followed by a BatchNorm, which subtracts them again with the
     batch mean.  Their gradients are float32 rounding, different in each
-    framework, and Adam turns them into steps of up to about lr (measured:
-    0.8 lr at most; their norm 0.1-0.2% of the rest of G's update at
-    28x28, 2.4% in the small 8x8 G), so they are not compared, only kept
-    under 5% of the update."""
+    framework, and Adam turns them into steps of up to about lr (with the
+    reconstruction term summed over the pixels their norm is 8-16% of the
+    rest of G's update), so they are not compared, only kept below Adam's
+    largest steps: 1.6 lr a step."""
     modules = list(torch_network.named_modules())
     return {f"{name}.bias" for (name, m), (_, after) in zip(modules, modules[1:])
             if isinstance(m, (torch.nn.Linear, torch.nn.ConvTranspose2d)) and isinstance(after, BN_TYPES)}
@@ -254,10 +254,10 @@ def trainable_values(torch_network, keras_network, side):
     return values
 
 
-def update_differences(torch_networks, keras_networks, before):
+def update_differences(torch_networks, keras_networks, before, g_steps):
     """{network: relative norm of (Keras' update - PyTorch's update)} since
-    ``before``, the noise-only biases left out (they must stay a small part
-    of the update in both)."""
+    ``before``, the noise-only biases left out (in both, each of their
+    entries must have moved less than ``g_steps`` of Adam's largest step)."""
     differences = {}
     for name, t, k, start in zip(NAMES, torch_networks[:4], keras_networks[:4], before):
         skip = noise_only(t)
@@ -265,9 +265,9 @@ def update_differences(torch_networks, keras_networks, before):
         for side in ("torch", "keras"):
             values = trainable_values(t, k, side)
             update = {key: values[key] - start[key] for key in start}
-            noise = np.sqrt(sum(np.sum(update[key] ** 2) for key in skip))
+            noise = max((np.abs(update[key]).max() for key in skip), default=0.0)
+            assert noise < g_steps * 1.6 * LR, (name, side, noise / LR)
             update = np.concatenate([update[key].ravel() for key in start if key not in skip])
-            assert noise < 0.05 * np.linalg.norm(update), (name, side, noise / np.linalg.norm(update))
             updates.append(update)
         differences[name] = np.linalg.norm(updates[1] - updates[0]) / np.linalg.norm(updates[0])
     return differences
@@ -299,7 +299,7 @@ def test_same_training_iterations(image_shape, z_dim):
         assert list(got) == list(expected) == alpha_gan.FIELDS
         for key in alpha_gan.FIELDS:
             assert got[key] == pytest.approx(expected[key], rel=METRICS_RTOL, abs=1e-6), (iteration, key, got, expected)
-        differences = update_differences(torch_networks, keras_networks, start)
+        differences = update_differences(torch_networks, keras_networks, start, g_steps=2 * (iteration + 1))
         print(f"{image_shape} z {z_dim}, after {iteration + 1} iteration(s): relative difference of the updates "
               + ", ".join(f"{name} {value:.1e}" for name, value in differences.items()))
         for name, value in differences.items():
