@@ -149,7 +149,10 @@ class Run:
     # What a run writes at the top of its folder; a fresh run replaces these
     # and nothing else (an --out-dir may hold other files of the user's).
     RUN_ENTRIES = ("config.json", "metrics.csv", "curves.png", "progress.png", "losses.png",
-                   "d_accuracy.png", "d_probabilities.png", "samples", "checkpoints", "test")
+                   "d_accuracy.png", "d_probabilities.png", "samples", "checkpoints", "test",
+                   # the WGANs', pix2pix's and alpha-GAN's training plots
+                   "wasserstein.png", "critic.png", "clip_fraction.png", "gradient_norm.png", "l1.png",
+                   "c_probabilities.png")
 
     @property
     def replaced(self):

@@ -284,3 +284,14 @@ def test_progress_logs_when_due_and_stops_on_nan(tmp_path):
             assert progress.due(iteration, 0) == (iteration == 7)
     with open(run.metrics_path) as f:
         assert [line.split(",")[0] for line in f.read().split()] == ["iteration", "2", "4", "6", "7"]
+
+
+def test_a_fresh_run_moves_aside_every_training_plot_of_the_previous_run():
+    # Run.start moves RUN_ENTRIES aside when a fresh run starts in a used
+    # folder; a plot missing there would survive into the new run, stale.
+    from common import alpha_gan, gan, pix2pix, wgan
+    plots = {value for module in (gan, wgan, pix2pix, alpha_gan) for name, value in vars(module).items()
+             if name.endswith("_PNG") and name not in {"SAMPLES_PNG", "INTERPOLATION_PNG", "RECONSTRUCTIONS_PNG",
+                                                       "CODES_PNG", "PREDICTIONS_PNG", "GRID_PNG", "STYLE_PNG"}}
+    assert {"wasserstein.png", "l1.png", "c_probabilities.png"} <= plots
+    assert plots <= set(runs.Run.RUN_ENTRIES), plots - set(runs.Run.RUN_ENTRIES)
