@@ -228,6 +228,37 @@ def test_killed_runs_resume_to_the_uninterrupted_result(make_answers, tiny_answe
     assert make_answers.inspect("ae_tiny", "pytorch", other_version, tmp_path).checkpoint == 2
 
 
+def test_an_answer_given_more_iterations_continues_its_finished_run(make_answers, tiny_answer, tmp_path,
+                                                                     monkeypatch, capsys):
+    # A recorded 6-iteration run whose answer grows to 8 iterations goes on
+    # from its checkpoint 6 (not from 0) and ends as an 8-iteration run
+    # made in one go; more iterations in the folder than asked for is
+    # another setting (one line, nothing touched).
+    runs, answers, ref_runs = tmp_path / "runs", tmp_path / "answers", tmp_path / "ref_runs"
+    assert make_answers.run_answers(tiny_answer, runs, answers, checkpoint_every=2) == 0
+    flags = list(make_answers.ANSWERS["ae_tiny"][1])
+    flags[flags.index("--iters") + 1] = "8"
+    monkeypatch.setitem(make_answers.ANSWERS, "ae_tiny", (["test/reconstructions.png"], flags, "ae"))
+    state = make_answers.inspect("ae_tiny", "pytorch", runs, answers)
+    assert (state.settings, state.checkpoint, state.target) == (None, 6, 8)
+    assert state.describe() == "stopped, resumes from iteration 6"
+    capsys.readouterr()
+    assert make_answers.run_answers(tiny_answer, runs, answers, checkpoint_every=2) == 0
+    assert "--resume" in capsys.readouterr().out
+    assert make_answers.run_answers(tiny_answer, ref_runs, tmp_path / "ref_answers", checkpoint_every=2) == 0
+    run_dir, ref_dir = runs / "ae_tiny" / "pytorch", ref_runs / "ae_tiny" / "pytorch"
+    assert _rows(run_dir / "metrics.csv") == _rows(ref_dir / "metrics.csv")
+    assert [r["iteration"] for r in _rows(run_dir / "metrics.csv")] == [str(i) for i in range(1, 9)]
+    entry = json.loads((answers / "results.json").read_text())[KEY]
+    assert " --iters 8 " in entry["command"] and entry["test"] == json.loads(
+        (tmp_path / "ref_answers" / "results.json").read_text())[KEY]["test"]
+    flags[flags.index("--iters") + 1] = "4"
+    state = make_answers.inspect("ae_tiny", "pytorch", runs, answers)
+    assert state.settings == "iters 8, not 4"
+    assert make_answers.run_answers(tiny_answer, runs, answers) == 2
+    assert "started with other settings (iters 8, not 4)" in capsys.readouterr().err
+
+
 def test_one_runner_at_a_time_and_a_stale_lock_is_taken_over(make_answers, tiny_answer, tmp_path, capsys):
     lock = make_answers.answer_runs.RunnerLock(tmp_path)
     assert lock.acquire()
