@@ -87,7 +87,7 @@ ANSWERS = {
     # alpha-GAN on digits, for 2000 of the original's 100000 iterations (README: why)
     "alpha_gan": (["test/reconstructions.png", "test/samples.png", "test/interpolation.png", "test/codes.png",
                    "progress.png", "losses.png", "d_probabilities.png", "c_probabilities.png"],
-                  ["--train", "--test", *DIGITS, "--iters", "5000"]),
+                  ["--train", "--test", *DIGITS, "--iters", "2000"]),
 }
 # Where one framework's run is shorter than the answer's (its step is slower than a
 # session allows; the README says so): (answer, framework) -> flags that replace the
