@@ -5,7 +5,11 @@ import json
 import numpy as np
 
 from common import datasets, pictures
-from common.runs import atomic_write_text
+from common.runs import atomic_save_npy, atomic_write_text
+
+# The VAE test's reconstructions of the first 1000 test images and their classes, uint8 (as
+# alpha-GAN's, for tools/score_digits.py: does a reconstruction keep its digit?)
+RECONSTRUCTIONS_NPY, RECONSTRUCTION_LABELS_NPY, SCORED_COUNT = "reconstructions.npy", "reconstruction_labels.npy", 1000
 
 # The newt photos are trained at 64x64 (the questions' size); the other
 # sets keep their native size (MNIST 28x28x1, CIFAR-10 32x32x3).
@@ -86,7 +90,9 @@ def report_vae_test(run, data, reconstructions, samples, terms, latent_dim, valu
     ``per_row`` test images, each row followed by the row of their
     reconstructions; images picked class by class by
     ``pick_round_robin``), ``test/samples.png`` (the decoded z ~ N(0, I)
-    ``samples``) and ``test/metrics.json``; print and return ``terms``
+    ``samples``), ``test/metrics.json`` (with the test L1 and MSE per pixel
+    in [0, 1] units) and the reconstructions.npy / reconstruction_labels.npy
+    of the first SCORED_COUNT test images; print and return ``terms``
     (``{"loss": negative ELBO, "bce": ..., "kl": ...}``, means per test
     image over the whole test split)."""
     test_dir = run.prepare_test()
@@ -106,10 +112,17 @@ def report_vae_test(run, data, reconstructions, samples, terms, latent_dim, valu
                        scale=max(1, 56 // data.images.shape[1]),
                        title=f"decoded from z ~ N(0, I) ({run.framework})")
     result = {k: float(terms[k]) for k in ("loss", "bce", "kl")}
+    # Comparable with alpha-GAN's: |x - x'| and (x - x')^2 per pixel in [0, 1] units, and the
+    # reconstructions (decoded from the means) with their classes for tools/score_digits.py.
+    difference = (np.asarray(data.images, np.float64) - np.asarray(reconstructions, np.float64)) / (
+        value_range[1] - value_range[0])
+    atomic_save_npy(test_dir / RECONSTRUCTIONS_NPY, pictures.to_uint8(reconstructions[:SCORED_COUNT], value_range))
+    atomic_save_npy(test_dir / RECONSTRUCTION_LABELS_NPY, np.asarray(data.labels, np.int64)[:SCORED_COUNT])
     atomic_write_text(test_dir / "metrics.json", json.dumps(
         {"negative_elbo": result["loss"], "bce": result["bce"], "kl": result["kl"],
          "images": len(data.images), "latent_dim": int(latent_dim),
          "units": "nats per test image (sums over pixels and latent dimensions, mean over images)",
+         "test_l1": float(np.abs(difference).mean()), "test_mse": float((difference ** 2).mean()),
          "value_range": list(value_range)}, indent=2) + "\n")
     print(f"{run.question} {run.framework}: test negative ELBO {result['loss']:.3f} = "
           f"BCE {result['bce']:.3f} + KL {result['kl']:.3f} (nats per image, mean over "

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common import datasets
+from common import datasets, recon
 from tests.answers import expect_usage_error, read_rows, run_in_process, run_program
 from tests.conftest import FRAMEWORKS
 from tests.fixtures import make_mnist_dir
@@ -122,7 +122,7 @@ def test_dry_run_as_programs(framework, digits, tmp_path):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_training_lowers_test_negative_elbo(framework, trained):
+def test_training_lowers_test_negative_elbo(framework, trained, digits):
     out, first, after = trained[framework]
     for result in (first, after):
         assert set(result) >= {"loss", "bce", "kl"}
@@ -134,6 +134,15 @@ def test_training_lowers_test_negative_elbo(framework, trained):
     assert metrics["images"] == 64 and metrics["latent_dim"] == 2
     assert metrics["negative_elbo"] == pytest.approx(after["loss"])
     assert metrics["bce"] == pytest.approx(after["bce"]) and metrics["kl"] == pytest.approx(after["kl"])
+    # the reconstruction errors (alpha-GAN's units) and the reconstructions kept for the digit scorer
+    assert 0 < metrics["test_mse"] < metrics["test_l1"] < 0.5
+    reconstructions = np.load(out / "test" / recon.RECONSTRUCTIONS_NPY)
+    labels = np.load(out / "test" / recon.RECONSTRUCTION_LABELS_NPY)
+    assert reconstructions.dtype == np.uint8 and reconstructions.shape == (64, 28, 28, 1)
+    assert labels.shape == (64,) and set(labels.tolist()) <= set(range(10))
+    decoded = reconstructions.astype(np.float64) / 255.0
+    images = datasets.load_dataset("mnist", "test", data_dir=digits, value_range=(0.0, 1.0)).images
+    assert np.abs(decoded - images).mean() == pytest.approx(metrics["test_l1"], abs=2e-3)
     # 2 x 10 test digits over their reconstructions: 4 rows of 10, scaled up
     picture = read_picture(out / "test" / "reconstructions.png")
     assert picture.shape[1] > 10 * 84 and picture.shape[0] > 4 * 84

@@ -26,7 +26,7 @@ def make_answers():
 
 
 
-def test_digits_score_scores_samples_and_alpha_gan_reconstructions(make_answers, tmp_path, monkeypatch):
+def test_digits_score_scores_samples_and_reconstructions(make_answers, tmp_path, monkeypatch):
     # the scorer itself is tested in test_score_digits.py; here: which files go to it, with which labels
     sys.path.insert(0, str(ROOT / "tools"))
     import score_digits
@@ -46,6 +46,13 @@ def test_digits_score_scores_samples_and_alpha_gan_reconstructions(make_answers,
                                                                 "reconstructions": {"label_accuracy": 0.8765}}
     assert calls[-1] == ("images", (3, 28, 28, 1), [7, 2, 1], "mnist" if make_answers.MNIST else "fashion_mnist")
     assert make_answers.digits_score("pix2pix", tmp_path) is None          # not a digits answer
+    # the VAE (MNIST by its script's default, no --dataset flag) has reconstructions, no samples.npy
+    (test / "samples.npy").unlink()
+    calls.clear()
+    assert make_answers.digits_score("vae", tmp_path) == {"reconstructions": {"label_accuracy": 0.8765}}
+    assert calls == [("images", (3, 28, 28, 1), [7, 2, 1], "mnist")]
+    (test / "reconstruction_labels.npy").unlink()
+    assert make_answers.digits_score("vae", tmp_path) is None              # nothing to score
 
 def test_every_answer_names_an_existing_script(make_answers):
     # PyTorch's answer is written first: every answer has it (a misspelt question fails here);

@@ -205,29 +205,36 @@ def _cores():
 
 
 def digits_score(answer, run_dir, framework=None):
-    """tools/score_digits.py's numbers for the test/samples.npy of a GAN answer
-    on digits (flags --dataset mnist or fashion_mnist), floats rounded; None
-    for other answers, without samples.npy, or where the scorer cannot run
-    (no PyTorch, the data missing: one line says why)."""
+    """tools/score_digits.py's numbers for an answer on digits (--dataset, or
+    the script's default, mnist or fashion_mnist): of its test/samples.npy (a
+    GAN's samples) and, under "reconstructions", of its
+    test/reconstructions.npy with their classes (alpha-GAN's and the VAE's:
+    do the reconstructions keep the digit?); floats rounded.  None for other
+    answers, without either file, or where the scorer cannot run (no
+    PyTorch, the data missing: one line says why)."""
     flags = answer_flags(answer, framework)
     value = {flag: next_ for flag, next_ in zip(flags, flags[1:])}
-    if value.get("--dataset") not in ("mnist", "fashion_mnist") or \
-            not (Path(run_dir) / "test" / "samples.npy").is_file():
+    dataset = value.get("--dataset") or expected_settings(answer, framework or FRAMEWORKS[0]).get("dataset")
+    test_dir = Path(run_dir) / "test"
+    samples, reconstructions = test_dir / "samples.npy", test_dir / "reconstructions.npy"
+    labels = test_dir / "reconstruction_labels.npy"
+    has_reconstructions = reconstructions.is_file() and labels.is_file()
+    if dataset not in ("mnist", "fashion_mnist") or not (samples.is_file() or has_reconstructions):
         return None
     import score_digits   # NumPy and common/ only; PyTorch is imported when the classifier is needed
+
+    def rounded(numbers):
+        return {key: round(v, 4) if isinstance(v, float) else v for key, v in numbers.items()}
     try:
-        score = score_digits.score_run(run_dir, value["--dataset"], value.get("--data-dir"), download=False)
+        score = (rounded(score_digits.score_run(run_dir, dataset, value.get("--data-dir"), download=False))
+                 if samples.is_file() else {})
+        if has_reconstructions:
+            score["reconstructions"] = rounded(score_digits.score_images(
+                score_digits.load_npy(reconstructions), score_digits.load_npy(labels, "labels file"), dataset,
+                value.get("--data-dir"), where=str(reconstructions), download=False))
     except (ImportError, score_digits.UsageError) as err:
         print(f"{answer}: no score: {err}")
         return None
-    score = {key: round(v, 4) if isinstance(v, float) else v for key, v in score.items()}
-    reconstructions = Path(run_dir) / "test" / "reconstructions.npy"
-    labels = Path(run_dir) / "test" / "reconstruction_labels.npy"
-    if reconstructions.is_file() and labels.is_file():   # alpha-GAN: do the reconstructions keep the digit?
-        recon = score_digits.score_images(score_digits.load_npy(reconstructions),
-                                          score_digits.load_npy(labels, "labels file"), value["--dataset"],
-                                          value.get("--data-dir"), where=str(reconstructions), download=False)
-        score["reconstructions"] = {key: round(v, 4) if isinstance(v, float) else v for key, v in recon.items()}
     return score
 
 
