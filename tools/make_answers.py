@@ -21,8 +21,8 @@ stop at once.  A run folder that a training process is writing (started by
 hand, say) is skipped.  Runs checkpoint every ~10 minutes of their measured
 speed, so a kill loses little.  gan_digits and dcgan_digits are the GAN and
 the DCGAN on 28x28 digits (the class-API document's configuration; the
-MNIST subset offline, Fashion-MNIST with internet); the DCGAN for 1000
-iterations.
+MNIST subset offline, Fashion-MNIST with internet), both for the
+questions' 5000 iterations.
 """
 import argparse
 import json
