@@ -188,8 +188,11 @@ def build_model(info, seed, lr, device):
         rng = keras.random.SeedGenerator(seed)
         generator = Generator(info["in_channels"], info["out_channels"], info["width"], rng)
         discriminator = Discriminator(info["in_channels"], info["out_channels"], info["width"], rng)
-        g_optimizer, d_optimizer = (keras.optimizers.Adam(learning_rate=lr, beta_1=ADAM_BETAS[0],
-                                                          beta_2=ADAM_BETAS[1], epsilon=ADAM_EPS) for _ in range(2))
+        # Named optimizers: Keras' automatic names (adam, adam_1, ...) count up across models, and a
+        # different name in a retraced step can change its last bits, breaking a bit-for-bit resume.
+        g_optimizer, d_optimizer = (keras.optimizers.Adam(learning_rate=lr, beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1],
+                                                          epsilon=ADAM_EPS, name=f"{prefix}_optimizer")
+                                      for prefix in ('g', 'd'))
         g_optimizer.build(generator.trainable_variables)
         d_optimizer.build(discriminator.trainable_variables)
     return generator, discriminator, g_optimizer, d_optimizer

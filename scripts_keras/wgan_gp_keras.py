@@ -212,8 +212,11 @@ def build_model(image_shape, z_dim, width, norm, seed, lr, device):
     with keras.device(device):   # every variable of the model goes there
         rng = keras.random.SeedGenerator(seed)
         generator, critic = Generator(z_dim, image_shape, width, rng), Critic(image_shape, width, norm, rng)
-        g_optimizer, c_optimizer = (keras.optimizers.Adam(learning_rate=lr, beta_1=ADAM_BETAS[0],
-                                                          beta_2=ADAM_BETAS[1], epsilon=ADAM_EPS) for _ in range(2))
+        # Named optimizers: Keras' automatic names (adam, adam_1, ...) count up across models, and a
+        # different name in a retraced step can change its last bits, breaking a bit-for-bit resume.
+        g_optimizer, c_optimizer = (keras.optimizers.Adam(learning_rate=lr, beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1],
+                                                          epsilon=ADAM_EPS, name=f"{prefix}_optimizer")
+                                      for prefix in ('g', 'c'))
         g_optimizer.build(generator.trainable_variables)
         c_optimizer.build(critic.trainable_variables)
     return generator, critic, g_optimizer, c_optimizer

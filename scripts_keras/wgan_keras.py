@@ -176,8 +176,9 @@ def build_model(image_shape, z_dim, seed, lr, device):
     with keras.device(device):   # every variable of the model goes there
         rng = keras.random.SeedGenerator(seed)
         generator, critic = Generator(z_dim, image_shape, rng), Critic(image_shape, rng)
+        # Named optimizers: Keras' automatic names count up across models (see pix2pix_keras.py).
         g_optimizer, c_optimizer = (RMSprop(learning_rate=lr, rho=RMSPROP_RHO, epsilon=RMSPROP_EPS, momentum=0.0,
-                                            centered=False) for _ in range(2))
+                                            centered=False, name=f"{prefix}_optimizer") for prefix in ("g", "c"))
         g_optimizer.build(generator.trainable_variables)
         c_optimizer.build(critic.trainable_variables)
     return generator, critic, g_optimizer, c_optimizer
