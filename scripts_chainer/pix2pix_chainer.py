@@ -327,6 +327,10 @@ def train(args):
     cli.seed_everything(args.seed)                             # NumPy's global generator, from which Chainer draws
     feed = pix2pix.PairFeed(data, args.batch_size, args.seed, args.direction)   # augmented (inputs, targets)
     networks = build_model(info, args.seed, args.lr, device)
+    if args.gan_weight == 0:
+        # no D steps: Chainer makes Adam's m and v at a rule's first update, so D's never
+        # exist; a disabled rule lets a checkpoint without them load (resume)
+        networks[1].disable_update()
     generator = networks[0]
     start = 0
     if args.resume:

@@ -386,6 +386,10 @@ def train(args):
     feed = pix2pix.PairFeed(data, args.batch_size, args.seed, args.direction)   # augmented (inputs, targets)
     mix_sampler = pix2pix.MixSampler(args.seed)                    # eps_i of every D step (stream PENALTY_MIX)
     networks = build_model(info, args.seed, args.lr, device)
+    if args.gan_weight == 0:
+        # no D steps: Chainer makes Adam's m and v at a rule's first update, so D's never
+        # exist; a disabled rule lets a checkpoint without them load (resume)
+        networks[1].disable_update()
     generator = networks[0]
     start = 0
     if args.resume:

@@ -135,13 +135,16 @@ def test_dry_run_as_a_program(question, framework, pairs, tmp_path):
 def test_gan_weight_0_is_the_unet_alone(framework, pairs, tmp_path):
     # No D anywhere: its columns empty, no D step counted, no D batch drawn --
     # so pix2pix_gp (whose D steps would draw n_critic batches) makes exactly
-    # pix2pix's numbers and predictions.
+    # pix2pix's numbers and predictions, the resumed fourth iteration too.
     runs = {}
     for question in QUESTIONS:
         out = runs[question] = tmp_path / question
-        run_in_process(question, framework, [*small_args(question, pairs, out), "--gan-weight", 0, "--iters", 3,
-                                             "--sample-every", 3, "--checkpoint-every", 3])
+        flags = [*small_args(question, pairs, out), "--gan-weight", 0, "--sample-every", 3, "--checkpoint-every", 3]
+        run_in_process(question, framework, [*flags, "--iters", 3])
         check_run(out, question, 3, pairs, gan=False)
+        # and it resumes: D has no optimizer state to save or load (Chainer makes Adam's at a first update)
+        run_in_process(question, framework, [*flags, "--iters", 4, "--resume"])
+        assert [int(r["iteration"]) for r in read_rows(out / "metrics.csv")] == [1, 2, 3, 4]
     rows = {q: read_rows(runs[q] / "metrics.csv") for q in QUESTIONS}
     for key in ("g_loss", "g_l1"):
         assert [r[key] for r in rows["pix2pix"]] == [r[key] for r in rows["pix2pix_gp"]], key
