@@ -376,6 +376,9 @@ def load_npz(path, what="checkpoint file"):
         return {key: archive[key] for key in archive.files}
 
 
+PLOT_INTERVAL = 60.0    # seconds: the least time between two redraws of a run's training plots
+
+
 class Progress:
     """What the training loop of every answer script leans on; the loop
     itself is written out in the script::
@@ -390,6 +393,15 @@ class Progress:
                 if progress.due(iteration, args.checkpoint_every):
                     ...save a checkpoint...
 
+    The training plots are redrawn after a checkpoint only when
+    ``plots_due`` says so (at most once a minute, and at the last
+    iteration)::
+
+                if progress.due(iteration, args.checkpoint_every):
+                    ...save a checkpoint...
+                    if progress.plots_due(iteration):
+                        ...draw the plots of metrics.csv...
+
     ``log`` stops training with ``TrainingError`` when a value is NaN or
     infinite (the last good checkpoint stays); ``due`` is also true at the
     last iteration.  Leaving the ``with`` on an error before the run's first
@@ -400,6 +412,7 @@ class Progress:
         self.run, self.start, self.iters, self.log_every = run, int(start), int(iters), int(log_every)
         self.metrics = MetricsLog(run.metrics_path, [*fields, "sec_per_iter"], resume_at=start if resume else None)
         self.values, self._t0, self._bar = {}, None, None
+        self._plotted = time.monotonic()
 
     def __enter__(self):
         self._bar = tqdm(total=self.iters, initial=self.start, desc=f"{self.run.question} {self.run.framework}",
@@ -440,3 +453,14 @@ class Progress:
     def due(self, iteration, every):
         """True every ``every`` iterations (0: never) and at the last one."""
         return bool(every and iteration % every == 0) or iteration == self.iters
+
+    def plots_due(self, iteration):
+        """True at the last iteration, and otherwise when ``PLOT_INTERVAL``
+        seconds have passed since the plots were last drawn (or training
+        started): a set of plots takes about a second to draw, a
+        checkpoint may come every few iterations."""
+        now = time.monotonic()
+        if iteration == self.iters or now - self._plotted >= PLOT_INTERVAL:
+            self._plotted = now
+            return True
+        return False

@@ -286,8 +286,9 @@ def train(args):
             if progress.due(iteration, args.checkpoint_every):
                 save_checkpoint(run, iteration, model, optimizer, feed, eps_rng, image_shape, args.latent_dim,
                                 args.dataset)
-                pictures.plot_curves(run.metrics_path, run.root / "curves.png", FIELDS, logy=True,
-                                     title=f"{QUESTION} ({FRAMEWORK})")
+                if progress.plots_due(iteration):
+                    pictures.plot_curves(run.metrics_path, run.root / "curves.png", FIELDS, logy=True,
+                                         title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----

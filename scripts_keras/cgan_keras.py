@@ -349,7 +349,8 @@ def train(args):
             if progress.due(iteration, args.checkpoint_every):
                 save_checkpoint(run, iteration, networks, feed, z_sampler, label_sampler, info, data.class_names,
                                 args)
-                gan.plot_training(run)
+                if progress.plots_due(iteration):
+                    gan.plot_training(run)
 
 
 # ---- Test ----

@@ -394,7 +394,8 @@ def train(args):
                                      translate(generator, shown_inputs, device))
             if progress.due(iteration, args.checkpoint_every):
                 save_checkpoint(run, iteration, networks, feed, mix_sampler, info, args)
-                pix2pix.plot_training(run, FIELDS)
+                if progress.plots_due(iteration):
+                    pix2pix.plot_training(run, FIELDS)
 
 
 # ---- Test ----

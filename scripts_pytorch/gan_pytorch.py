@@ -302,7 +302,8 @@ def train(args):
                 gan.save_samples(run, iteration, model.generate(model.z_fixed_for_sample))
             if progress.due(iteration, args.checkpoint_every):
                 save_checkpoint(run, iteration, model, feed, args)
-                gan.plot_training(run)
+                if progress.plots_due(iteration):
+                    gan.plot_training(run)
 
 
 # ---- Test ----

@@ -398,7 +398,8 @@ def train(args):
                 wgan.save_samples(run, iteration, generate(generator, sample_z, device))
             if progress.due(iteration, args.checkpoint_every):
                 save_checkpoint(run, iteration, networks, feed, z_sampler, mix_sampler, info, args)
-                wgan.plot_training(run, FIELDS)
+                if progress.plots_due(iteration):
+                    wgan.plot_training(run, FIELDS)
 
 
 # ---- Test ----

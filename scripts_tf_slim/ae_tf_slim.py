@@ -196,8 +196,9 @@ def train(args):
                     recon.save_samples(run, iteration, fixed_images, outputs, VALUE_RANGE)
                 if progress.due(iteration, args.checkpoint_every):
                     save_checkpoint(run, iteration, sess, saver, feed, image_shape)
-                    pictures.plot_curves(run.metrics_path, run.root / "curves.png", ["loss"], logy=True,
-                                         title=f"{QUESTION} ({FRAMEWORK})")
+                    if progress.plots_due(iteration):
+                        pictures.plot_curves(run.metrics_path, run.root / "curves.png", ["loss"], logy=True,
+                                             title=f"{QUESTION} ({FRAMEWORK})")
 
 
 # ---- Test ----

@@ -450,7 +450,8 @@ def train(args):
                 alpha_gan.save_samples(run, iteration, generate(generator, sample_z, device))
             if progress.due(iteration, args.checkpoint_every):
                 save_checkpoint(run, iteration, networks, feed, z_sampler, info, args)
-                alpha_gan.plot_training(run)
+                if progress.plots_due(iteration):
+                    alpha_gan.plot_training(run)
 
 
 # ---- Test ----

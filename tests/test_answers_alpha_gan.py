@@ -163,11 +163,13 @@ def test_defaults_follow_the_data_set(framework, tmp_path):
 
 @pytest.mark.parametrize("framework", ALPHA_GAN_FRAMEWORKS)
 def test_resume_continues_the_same_run(framework, bars, tmp_path):
+    # training only (the test phase has its own tests): the final sample
+    # picture shows the final weights
     base = ["--data-dir", bars, "--batch-size", 16, "--seed", 3, "--log-every", 1, "--sample-every", 3,
-            "--checkpoint-every", 4]
+            "--checkpoint-every", 4, "--train"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     run_in_process("alpha_gan", framework, [*base, "--out-dir", whole, "--iters", 8])
-    run_in_process("alpha_gan", framework, [*base, "--train", "--out-dir", parts, "--iters", 4])
+    run_in_process("alpha_gan", framework, [*base, "--out-dir", parts, "--iters", 4])
     with open(parts / "metrics.csv", "a") as f:          # the interrupted run logged past its checkpoint
         f.write("5" + ",9.0" * len(alpha_gan.FIELDS) + ",0.1\n")
     run_in_process("alpha_gan", framework, [*base, "--out-dir", parts, "--iters", 8, "--resume"])
@@ -180,11 +182,10 @@ def test_resume_continues_the_same_run(framework, bars, tmp_path):
     meta_parts = json.loads((parts / "checkpoints" / "iter_000008" / "meta.json").read_text())
     for key in ("feed", "z_sampler"):
         assert meta_parts[key] == meta_whole[key], key
-    # the same final weights: the same pictures and numbers, pixel for pixel
-    for name in (alpha_gan.RECONSTRUCTIONS_NPY, alpha_gan.SAMPLES_NPY):
-        np.testing.assert_array_equal(np.load(parts / "test" / name), np.load(whole / "test" / name))
-    assert json.loads((parts / "test" / "metrics.json").read_text()) == json.loads(
-        (whole / "test" / "metrics.json").read_text())
+    # the same final weights: the same last sample picture, pixel for pixel
+    np.testing.assert_array_equal(read_picture(parts / "samples" / "iter_000008.png"),
+                                  read_picture(whole / "samples" / "iter_000008.png"))
+    assert not (parts / "test").exists()
 
 
 @pytest.mark.parametrize("framework", ALPHA_GAN_FRAMEWORKS)

@@ -191,11 +191,13 @@ def test_other_data_sets(framework, dataset, image_folder, tmp_path):
 
 @pytest.mark.parametrize("framework", CGAN_FRAMEWORKS)
 def test_resume_continues_the_same_run(framework, blocks, tmp_path):
+    # training only (the test phase has its own tests): the final sample
+    # picture, drawn from the fixed z and labels, shows the final weights
     base = ["--data-dir", blocks, "--batch-size", 16, "--seed", 3, "--log-every", 1, "--sample-every", 3,
-            "--checkpoint-every", 4]
+            "--checkpoint-every", 4, "--train"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     run_in_process("cgan", framework, [*base, "--out-dir", whole, "--iters", 8])
-    run_in_process("cgan", framework, [*base, "--train", "--out-dir", parts, "--iters", 4])
+    run_in_process("cgan", framework, [*base, "--out-dir", parts, "--iters", 4])
     # the interrupted run logged past its checkpoint: those rows must go
     with open(parts / "metrics.csv", "a") as f:
         f.write("5,9.0,9.0,0.5,0.5,0.5,0.1\n")
@@ -211,13 +213,10 @@ def test_resume_continues_the_same_run(framework, blocks, tmp_path):
     meta_parts = json.loads((parts / "checkpoints" / "iter_000008" / "meta.json").read_text())
     for key in ("feed", "z_sampler", "label_sampler"):
         assert meta_parts[key] == meta_whole[key], key
-    # the same final weights: the same pictures and samples, pixel for pixel
-    for name in (cgan.GRID_PNG, cgan.STYLE_PNG, cgan.INTERPOLATION_PNG):
-        np.testing.assert_array_equal(read_picture(parts / "test" / name), read_picture(whole / "test" / name))
-    np.testing.assert_array_equal(np.load(parts / "test" / cgan.SAMPLES_NPY),
-                                  np.load(whole / "test" / cgan.SAMPLES_NPY))
-    assert json.loads((parts / "test" / "metrics.json").read_text()) == json.loads(
-        (whole / "test" / "metrics.json").read_text())
+    # the same final weights: the same last sample picture, pixel for pixel
+    np.testing.assert_array_equal(read_picture(parts / "samples" / "iter_000008.png"),
+                                  read_picture(whole / "samples" / "iter_000008.png"))
+    assert not (parts / "test").exists()
     assert sorted(p.name for p in (parts / "samples" / "progress").glob("*.png")) == [
         "iter_000003.png", "iter_000004.png", "iter_000006.png", "iter_000008.png"]
 

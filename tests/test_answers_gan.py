@@ -153,11 +153,13 @@ def test_cifar10_pictures(question, framework, tmp_path):
 
 @pytest.mark.parametrize("question,framework", CASES, ids=IDS)
 def test_resume_continues_the_same_run(question, framework, digits, tmp_path):
+    # training only (the test phase has its own tests): the final sample
+    # picture, drawn from the fixed z, shows the final weights
     base = ["--dataset", "mnist", "--data-dir", digits, "--batch-size", 16, "--seed", 3, "--log-every", 1,
-            "--sample-every", 3, "--checkpoint-every", 4]
+            "--sample-every", 3, "--checkpoint-every", 4, "--train"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     run_in_process(question, framework, [*base, "--out-dir", whole, "--iters", 8])
-    run_in_process(question, framework, [*base, "--train", "--out-dir", parts, "--iters", 4])
+    run_in_process(question, framework, [*base, "--out-dir", parts, "--iters", 4])
     # the interrupted run logged past its checkpoint: those rows must go
     with open(parts / "metrics.csv", "a") as f:
         f.write("5,9.0,9.0,0.5,0.5,0.5,0.1\n")
@@ -169,11 +171,10 @@ def test_resume_continues_the_same_run(question, framework, digits, tmp_path):
         np.testing.assert_allclose([float(r[key]) for r in rows_parts], [float(r[key]) for r in rows_whole],
                                    rtol=1e-5, atol=1e-7, err_msg=key)
     assert json.loads((parts / "checkpoints" / "latest.json").read_text())["iteration"] == 8
-    # the same final weights: the same test pictures, pixel for pixel
-    for name in ("samples.png", "interpolation.png"):
-        np.testing.assert_array_equal(read_picture(parts / "test" / name), read_picture(whole / "test" / name))
-    assert json.loads((parts / "test" / "metrics.json").read_text()) == json.loads(
-        (whole / "test" / "metrics.json").read_text())
+    # the same final weights: the same last sample picture, pixel for pixel
+    np.testing.assert_array_equal(read_picture(parts / "samples" / "iter_000008.png"),
+                                  read_picture(whole / "samples" / "iter_000008.png"))
+    assert not (parts / "test").exists()
     # the progress picture spans both parts of the run (4: the end of the first part)
     assert sorted(p.name for p in (parts / "samples" / "progress").glob("*.png")) == [
         "iter_000003.png", "iter_000004.png", "iter_000006.png", "iter_000008.png"]

@@ -247,6 +247,21 @@ def test_progress_stops_on_nan_and_keeps_last_checkpoint(tmp_path):
     assert len(rows) == 1 + 3
 
 
+def test_plots_are_due_once_a_minute_and_at_the_last_iteration(tmp_path, monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(runs.time, "monotonic", lambda: clock[0])
+    run = runs.Run("ae", "pytorch", tmp_path)
+    plotted = []
+    with runs.Progress(run, 0, 10, ["loss"], 1, resume=False) as progress:
+        for iteration in progress:
+            progress.log(iteration, {"loss": 1.0})
+            clock[0] += runs.PLOT_INTERVAL / 4              # four iterations a minute
+            if progress.due(iteration, 2) and progress.plots_due(iteration):
+                plotted.append(iteration)
+    # checkpoints at 2, 4, ..., 10; a minute first passes at 4, then at 8; 10 is the last
+    assert plotted == [4, 8, 10]
+
+
 def test_atomic_json_leaves_no_temp_files(tmp_path):
     runs.atomic_write_json(tmp_path / "a.json", {"x": np.float32(1.5), "p": tmp_path})
     assert json.loads((tmp_path / "a.json").read_text())["x"] == 1.5
