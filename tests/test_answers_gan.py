@@ -92,12 +92,11 @@ def test_dry_run_as_a_program(question, framework, image_folder, tmp_path):
 
 
 @pytest.mark.parametrize("question,framework", CASES, ids=IDS)
-def test_train_a_little_then_test(question, framework, digits, tmp_path, capsys):
+def test_train_a_little_then_test_and_resume_to_the_same_run(question, framework, digits, tmp_path, capsys):
     # the reference document's configuration: Fashion-MNIST-format 28x28x1
     out = tmp_path / "run"
-    result = run_in_process(question, framework, [*digit_args(digits, out, "fashion_mnist"), "--iters", 6,
-                                                  "--sample-every", 2, "--checkpoint-every", 3, "--log-every", 1,
-                                                  "--label-smoothing", 0.1, "--seed", 1])
+    flags = ["--sample-every", 2, "--checkpoint-every", 3, "--log-every", 1, "--label-smoothing", 0.1, "--seed", 1]
+    result = run_in_process(question, framework, [*digit_args(digits, out, "fashion_mnist"), "--iters", 6, *flags])
     meta = json.loads((out / "checkpoints" / "iter_000006" / "meta.json").read_text())
     assert meta["model"]["image_shape"] == [28, 28, 1] and meta["label_smoothing"] == 0.1
     if question == "dcgan":
@@ -126,6 +125,29 @@ def test_train_a_little_then_test(question, framework, digits, tmp_path, capsys)
     assert gif_frames(out / "test" / "morph.gif") == gan.MORPH_FRAMES
     assert result == metrics
     assert metrics["test_images"] == 16 and 0 < metrics["d_real_test"] < 1 and 0 < metrics["d_fake_samples"] < 1
+
+    # the same run stopped after its first checkpoint and resumed (training only)
+    parts = tmp_path / "parts"
+    run_in_process(question, framework, [*digit_args(digits, parts, "fashion_mnist"), "--iters", 3, "--train", *flags])
+    with open(parts / "metrics.csv", "a") as f:         # the interrupted run logged past its checkpoint
+        f.write("4,9.0,9.0,0.5,0.5,0.5,0.1\n")
+    run_in_process(question, framework, [*digit_args(digits, parts, "fashion_mnist"), "--iters", 6, "--train",
+                                         "--resume", *flags])
+    rows_parts = read_rows(parts / "metrics.csv")
+    assert [int(r["iteration"]) for r in rows_parts] == list(range(1, 7))
+    for key in COLUMNS[1:-1]:
+        # same batches, same z, same optimizer states: the resumed run matches
+        np.testing.assert_allclose([float(r[key]) for r in rows_parts], [float(r[key]) for r in rows],
+                                   rtol=1e-5, atol=1e-7, err_msg=key)
+    assert json.loads((parts / "checkpoints" / "latest.json").read_text())["iteration"] == 6
+    # the same final weights: the same last sample picture (the fixed z), pixel for pixel
+    np.testing.assert_array_equal(read_picture(parts / "samples" / "iter_000006.png"),
+                                  read_picture(out / "samples" / "iter_000006.png"))
+    assert not (parts / "test").exists()
+    # the progress picture spans both parts of the run (3: the end of the first part)
+    assert sorted(p.name for p in (parts / "samples" / "progress").glob("*.png")) == [
+        "iter_000002.png", "iter_000003.png", "iter_000004.png", "iter_000006.png"]
+
     if question == "dcgan":
         # a checkpoint of the earlier 28x28 generator (256 -> 512 -> 1) is refused in one line
         meta_path = out / "checkpoints" / "iter_000006" / "meta.json"
@@ -151,48 +173,23 @@ def test_cifar10_pictures(question, framework, tmp_path):
     assert check_test_pictures(out / "test", digits=False)["test_images"] == 4
 
 
-@pytest.mark.parametrize("question,framework", CASES, ids=IDS)
-def test_resume_continues_the_same_run(question, framework, digits, tmp_path):
-    # training only (the test phase has its own tests): the final sample
-    # picture, drawn from the fixed z, shows the final weights
-    base = ["--dataset", "mnist", "--data-dir", digits, "--batch-size", 16, "--seed", 3, "--log-every", 1,
-            "--sample-every", 3, "--checkpoint-every", 4, "--train"]
-    whole, parts = tmp_path / "whole", tmp_path / "parts"
-    run_in_process(question, framework, [*base, "--out-dir", whole, "--iters", 8])
-    run_in_process(question, framework, [*base, "--out-dir", parts, "--iters", 4])
-    # the interrupted run logged past its checkpoint: those rows must go
-    with open(parts / "metrics.csv", "a") as f:
-        f.write("5,9.0,9.0,0.5,0.5,0.5,0.1\n")
-    run_in_process(question, framework, [*base, "--out-dir", parts, "--iters", 8, "--resume"])
-    rows_whole, rows_parts = read_rows(whole / "metrics.csv"), read_rows(parts / "metrics.csv")
-    assert [int(r["iteration"]) for r in rows_parts] == list(range(1, 9))
-    for key in COLUMNS[1:-1]:
-        # same batches, same z, same optimizer states: the resumed run matches
-        np.testing.assert_allclose([float(r[key]) for r in rows_parts], [float(r[key]) for r in rows_whole],
-                                   rtol=1e-5, atol=1e-7, err_msg=key)
-    assert json.loads((parts / "checkpoints" / "latest.json").read_text())["iteration"] == 8
-    # the same final weights: the same last sample picture, pixel for pixel
-    np.testing.assert_array_equal(read_picture(parts / "samples" / "iter_000008.png"),
-                                  read_picture(whole / "samples" / "iter_000008.png"))
-    assert not (parts / "test").exists()
-    # the progress picture spans both parts of the run (4: the end of the first part)
-    assert sorted(p.name for p in (parts / "samples" / "progress").glob("*.png")) == [
-        "iter_000003.png", "iter_000004.png", "iter_000006.png", "iter_000008.png"]
-
-
 class _DryRuns(dict):
-    """(question, framework, z_dim) -> the checkpoint of a dry run on the digits, made on first use."""
+    """(question, framework) -> the checkpoint of a dry run on the digits
+    with z of size DRY_RUN_Z_DIM (not the default 100), made on first use."""
 
     def __init__(self, digits, factory):
         super().__init__()
         self.digits, self.factory = digits, factory
 
     def __missing__(self, key):
-        question, framework, z_dim = key
-        out = self.factory.mktemp(f"{question}_{framework}_{z_dim}")
-        run_in_process(question, framework, ["--dry-run", *digit_args(self.digits, out), "--z-dim", z_dim])
+        question, framework = key
+        out = self.factory.mktemp(f"{question}_{framework}")
+        run_in_process(question, framework, ["--dry-run", *digit_args(self.digits, out), "--z-dim", DRY_RUN_Z_DIM])
         self[key] = out / "checkpoints" / "iter_000001"
         return self[key]
+
+
+DRY_RUN_Z_DIM = 8
 
 
 @pytest.fixture(scope="module")
@@ -210,21 +207,23 @@ def test_bad_input_is_one_line_and_status_2(question, framework, digits, tmp_pat
     expect_usage_error(capsys, question, framework, ["--data-dir", tmp_path / "nowhere", *out], "nowhere")
     expect_usage_error(capsys, question, framework,
                        ["--test", *digit_args(digits, tmp_path / "never_trained")], "no checkpoint")
-    # a checkpoint of the other GAN question
+    # a checkpoint of the other GAN question (the question is checked first)
     other = "dcgan" if question == "gan" else "gan"
     expect_usage_error(capsys, question, framework,
-                       ["--test", "--checkpoint", dry_runs[other, framework, 100],
+                       ["--test", "--checkpoint", dry_runs[other, framework], "--z-dim", DRY_RUN_Z_DIM,
                         *digit_args(digits, tmp_path / "o")], f"'{other}'")
     # a checkpoint of another noise size
     expect_usage_error(capsys, question, framework,
-                       ["--test", "--checkpoint", dry_runs[question, framework, 8],
-                        *digit_args(digits, tmp_path / "o")], "z_dim")
+                       ["--test", "--checkpoint", dry_runs[question, framework],
+                        *digit_args(digits, tmp_path / "o")], "z_dim: checkpoint 8 vs now 100")
     # ... and of another image shape (28x28x1 digits, 32x32x3 CIFAR-10 pictures)
     from tests.fixtures import make_cifar_dir
     cifar = make_cifar_dir(tmp_path / "cifar", n_per_batch=4)
-    expect_usage_error(capsys, question, framework,
-                       ["--test", "--dataset", "cifar10", "--data-dir", cifar, "--out-dir", tmp_path / "o",
-                        "--checkpoint", dry_runs[question, framework, 100]], "image_shape")
+    message = expect_usage_error(capsys, question, framework,
+                                 ["--test", "--dataset", "cifar10", "--data-dir", cifar, "--out-dir", tmp_path / "o",
+                                  "--checkpoint", dry_runs[question, framework], "--z-dim", DRY_RUN_Z_DIM],
+                                 "image_shape")
+    assert "z_dim" not in message
 
 
 def test_bad_flag_as_a_program_prints_one_line():

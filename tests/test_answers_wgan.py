@@ -39,11 +39,6 @@ def cifar(tmp_path_factory):
     return make_cifar_dir(tmp_path_factory.mktemp("cifar"), n_per_batch=8)
 
 
-def small_args(question, folder, out_dir, dataset="mnist", batch_size=8):
-    return ["--dataset", dataset, "--data-dir", folder, "--out-dir", out_dir, "--batch-size", batch_size,
-            "--log-every", 1, *SMALL[question]]
-
-
 def check_run(run, question, image_shape, iterations):
     rows = read_rows(run / "metrics.csv")
     assert list(rows[0]) == ["iteration", *wgan.FIELDS[question], "sec_per_iter"]
@@ -73,14 +68,22 @@ def check_run(run, question, image_shape, iterations):
 
 
 @pytest.mark.parametrize("question,framework", CASES, ids=IDS)
-def test_dry_run_as_a_program(question, framework, cifar, tmp_path):
+def test_dry_run_as_a_program_then_its_checkpoint_refuses_other_settings(question, framework, cifar, tmp_path,
+                                                                          capsys):
     # the default data set, CIFAR-10 (32x32x3), as a user runs it
     out = tmp_path / "run"
-    result = run_program(question, framework, ["--dry-run", "--data-dir", cifar, "--out-dir", out,
-                                               "--batch-size", 8, *SMALL[question]])
+    args = ["--data-dir", cifar, "--out-dir", out, "--batch-size", 8, *SMALL[question]]
+    result = run_program(question, framework, ["--dry-run", *args])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "W " in result.stdout
     check_run(out, question, (32, 32, 3), 1)
+    # --resume keeps the run's n_critic; a checkpoint of another shape or noise size is refused
+    expect_usage_error(capsys, question, framework, [*args, "--n-critic", 3, "--train", "--resume", "--iters", 2],
+                       "--n-critic 3")
+    expect_usage_error(capsys, question, framework, ["--test", *args, "--z-dim", 7], "z_dim")
+    if question == "wgan_gp":
+        expect_usage_error(capsys, question, framework, ["--test", *args, "--width", 16], "width")
+    assert not (out / "checkpoints" / "iter_000002").exists()
 
 
 @pytest.mark.parametrize("question,framework", CASES, ids=IDS)
@@ -109,7 +112,8 @@ def test_digits_are_made_32x32_and_resume_continues_the_same_run(question, frame
 
 
 @pytest.mark.parametrize("question,framework", CASES, ids=IDS)
-def test_bad_input_is_one_line_and_status_2(question, framework, image_folder, tmp_path, capsys):
+def test_bad_input_is_one_line_and_status_2(question, framework, tmp_path, capsys):
+    # (a trained run's refusals: test_dry_run_as_a_program_then_...)
     out = ["--out-dir", tmp_path / "never"]
     for flag, value in [("--n-critic", 0), ("--batch-size", 0),
                         *([("--clip", 0), ("--clip", "-0.01")] if question == "wgan" else
@@ -118,17 +122,6 @@ def test_bad_input_is_one_line_and_status_2(question, framework, image_folder, t
     if question == "wgan_gp":
         expect_usage_error(capsys, question, framework, ["--critic-norm", "batch", *out], "--critic-norm")
     assert not (tmp_path / "never").exists()
-    # the run the refusals below need: the newt photos, resized to 32x32x3
-    run = tmp_path / "run"
-    newts = small_args(question, image_folder, run, "imori")
-    run_in_process(question, framework, ["--dry-run", *newts])
-    check_run(run, question, (32, 32, 3), 1)
-    # --resume keeps the run's n_critic; a checkpoint of another shape or noise size is refused
-    expect_usage_error(capsys, question, framework, [*newts, "--n-critic", 3, "--train", "--resume", "--iters", 2],
-                       "--n-critic 3")
-    expect_usage_error(capsys, question, framework, ["--test", *newts, "--z-dim", 7], "z_dim")
-    if question == "wgan_gp":
-        expect_usage_error(capsys, question, framework, ["--test", *newts, "--width", 16], "width")
 
 
 def test_bad_flag_as_a_program_prints_one_line():
@@ -471,6 +464,14 @@ def test_digits_are_padded_with_background(digits):
     assert data.images.shape == (64, 32, 32, 1)
     np.testing.assert_array_equal(data.images[:, 2:30, 2:30], raw)
     assert (data.images[:, :2] == -1).all() and (data.images[:, :, 30:] == -1).all()
+
+
+def test_newt_photos_are_resized_to_32x32(image_folder):
+    # what the scripts train on with --dataset imori: the same 32x32x3 in [-1, 1] as CIFAR-10
+    import argparse
+    data = wgan.load_images(argparse.Namespace(dataset="imori", data_dir=str(image_folder)), "train")
+    assert data.images.shape == (8, 32, 32, 3) and data.images.dtype == np.float32
+    assert data.images.min() >= -1 and data.images.max() <= 1 and data.images.std() > 0.1
 
 
 def test_clip_fraction():
