@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from common import alpha_gan, gan, recon
-from tests.answers import expect_usage_error, read_rows, run_in_process, run_program
+from tests.answers import expect_usage_error, read_rows, run_in_process, run_program, stopped_copy
 from tests.conftest import load_script
 from tests.fixtures import make_cifar_dir, make_mnist_dir, write_idx_images, write_idx_labels
 
@@ -169,9 +169,8 @@ def test_resume_continues_the_same_run(framework, bars, tmp_path):
             "--checkpoint-every", 4, "--train"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     run_in_process("alpha_gan", framework, [*base, "--out-dir", whole, "--iters", 8])
-    run_in_process("alpha_gan", framework, [*base, "--out-dir", parts, "--iters", 4])
-    with open(parts / "metrics.csv", "a") as f:          # the interrupted run logged past its checkpoint
-        f.write("5" + ",9.0" * len(alpha_gan.FIELDS) + ",0.1\n")
+    # the run as a kill after its checkpoint at 4 leaves it (a row logged past it must go)
+    stopped_copy(whole, parts, 4, "5" + ",9.0" * len(alpha_gan.FIELDS) + ",0.1")
     run_in_process("alpha_gan", framework, [*base, "--out-dir", parts, "--iters", 8, "--resume"])
     rows_whole, rows_parts = read_rows(whole / "metrics.csv"), read_rows(parts / "metrics.csv")
     assert [int(r["iteration"]) for r in rows_parts] == list(range(1, 9))

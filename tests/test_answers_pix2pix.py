@@ -22,7 +22,7 @@ import pytest
 
 from common import pictures, pix2pix
 from common.errors import UsageError
-from tests.answers import expect_usage_error, read_rows, run_in_process, run_program
+from tests.answers import expect_usage_error, read_rows, run_in_process, run_program, stopped_copy
 from tests.conftest import load_script
 from tests.fixtures import make_image_folder
 
@@ -192,9 +192,8 @@ def test_resume_continues_the_same_run(question, framework, pairs, tmp_path):
     metrics = run_in_process(question, framework, [*base, "--out-dir", whole, "--iters", 4])
     _, written = check_run(whole, question, 4, pairs, direction="mask2photo")
     assert metrics == written and metrics["psnr"] > 0
-    run_in_process(question, framework, [*base, "--train", "--out-dir", parts, "--iters", 2])
-    with open(parts / "metrics.csv", "a") as f:         # logged past the checkpoint by an interrupted run
-        f.write("3" + ",9" * (len(pix2pix.FIELDS[question]) + 1) + "\n")
+    # the run as a kill after its checkpoint at 2 leaves it (a row logged past it must go)
+    stopped_copy(whole, parts, 2, "3" + ",9" * (len(pix2pix.FIELDS[question]) + 1))
     run_in_process(question, framework, [*base, "--train", "--out-dir", parts, "--iters", 4, "--resume"])
     rows_whole, rows_parts = read_rows(whole / "metrics.csv"), read_rows(parts / "metrics.csv")
     assert [int(r["iteration"]) for r in rows_parts] == [1, 2, 3, 4]

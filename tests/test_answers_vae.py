@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from common import datasets, recon
-from tests.answers import expect_usage_error, read_rows, run_in_process, run_program
+from tests.answers import expect_usage_error, read_rows, run_in_process, run_program, stopped_copy
 from tests.conftest import FRAMEWORKS
 from tests.fixtures import make_mnist_dir
 
@@ -161,10 +161,8 @@ def test_resume_continues_the_same_run(framework, digits, tmp_path):
             "--log-every", 1, "--sample-every", 0, "--checkpoint-every", 6]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     run_in_process("vae", framework, [*base, "--out-dir", whole, "--iters", 12])
-    run_in_process("vae", framework, [*base, "--out-dir", parts, "--iters", 6])
-    # the interrupted run logged past its checkpoint: those rows must go
-    with open(parts / "metrics.csv", "a") as f:
-        f.write("7,123.0,100.0,23.0,0.1\n")
+    # the run as a kill after its checkpoint at 6 leaves it (a row logged past it must go)
+    stopped_copy(whole, parts, 6, "7,123.0,100.0,23.0,0.1")
     run_in_process("vae", framework, [*base, "--out-dir", parts, "--iters", 12, "--resume"])
     rows_whole, rows_parts = read_rows(whole / "metrics.csv"), read_rows(parts / "metrics.csv")
     assert [int(r["iteration"]) for r in rows_parts] == list(range(1, 13))
