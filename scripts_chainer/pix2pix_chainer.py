@@ -221,9 +221,12 @@ def translate(generator, inputs, device):
 # ---- Losses ----
 def bce(logits, target):
     """Binary cross-entropy of sigmoid(logits) against ``target`` (1: real,
-    0: fake), averaged over every patch of every pair, as softplus(l) -
-    target * l (F.sigmoid_cross_entropy takes integer labels)."""
-    return F.mean(F.softplus(logits) - target * logits)
+    0: fake), averaged over every patch of every pair.  Chainer's labels are
+    integers, an array the shape of the logits.  (F.sigmoid_cross_entropy,
+    not softplus(l) - target * l: F.softplus's gradient evaluates exp(l),
+    which overflows (a NumPy warning) once a patch's logit passes ~88.)"""
+    xp = chainer.backend.get_array_module(logits)
+    return F.sigmoid_cross_entropy(logits, xp.full(logits.shape, target, np.int32))
 
 
 def discriminator_loss(real_logits, fake_logits):

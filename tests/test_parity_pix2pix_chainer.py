@@ -163,6 +163,30 @@ def pairs_batch(rng, n, size, dtype=np.float32):
 
 
 @pytest.mark.parametrize("question", QUESTIONS)
+def test_bce_on_saturated_logits(question):
+    # A confident D gives patch logits past 88, where exp(l) overflows float32: the loss and its
+    # gradient must still be PyTorch's binary_cross_entropy_with_logits, without a NumPy overflow
+    # (softplus(l) - target * l, the first version, warned in F.softplus's backward from the third
+    # iteration of the pix2pix_gp answer run on).
+    import warnings
+    chainer_script = load_script(question, "chainer")
+    logits = np.array([[-200.0, -90.0, -3.0, 0.0, 0.5, 90.0, 200.0]], np.float32)
+    for target in (1.0, 0.0):
+        variable = chainer_script.chainer.Variable(logits.copy())
+        with warnings.catch_warnings(), np.errstate(over="raise", divide="raise", invalid="raise"):
+            warnings.simplefilter("error")
+            loss = chainer_script.bce(variable, target)
+            loss.backward()
+        torch_logits = torch.tensor(logits, requires_grad=True)
+        torch_loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            torch_logits, torch.full_like(torch_logits, target))
+        torch_loss.backward()
+        assert np.isfinite(float(loss.array)) and float(loss.array) > 40     # (200 + 90 + ...) / 7
+        assert float(loss.array) == pytest.approx(float(torch_loss), rel=1e-6)
+        np.testing.assert_allclose(variable.grad, torch_logits.grad.numpy(), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
 def test_same_networks_and_outputs(question):
     pt, ch = scripts(question)
     # the question's networks (64x64, --width 32): PyTorch's parameter counts
