@@ -53,7 +53,9 @@ def to_uint8(images, value_range=(-1.0, 1.0)):
     """Map ``value_range`` to 0..255: clip, scale, round half up, uint8.
 
     Any shape is accepted (the mapping is per element; NHWC in, NHWC out).
-    NaN becomes 0.  A uint8 array is returned unchanged.
+    NaN becomes 0, +-inf 255 and 0.  A uint8 array is returned unchanged.
+    (Clipped before scaling: the huge values of a diverged run would
+    overflow the product.)
     """
     a = np.asarray(images)
     if a.dtype == np.uint8:
@@ -61,8 +63,8 @@ def to_uint8(images, value_range=(-1.0, 1.0)):
     lo, hi = (float(v) for v in value_range)
     if not hi > lo:
         raise UsageError(f"value_range must be (low, high) with low < high, got {value_range}")
-    a = (np.nan_to_num(a.astype(np.float64), nan=lo) - lo) * (255.0 / (hi - lo))
-    return np.floor(np.clip(a, 0.0, 255.0) + 0.5).astype(np.uint8)
+    a = np.clip(np.nan_to_num(a.astype(np.float64), nan=lo), lo, hi)
+    return np.floor((a - lo) * (255.0 / (hi - lo)) + 0.5).astype(np.uint8)
 
 
 def _as_nhwc(images, name="images"):

@@ -1,5 +1,7 @@
 """Tests of common.pictures: grids, pairs, curves, scatter, interpolation."""
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -43,6 +45,15 @@ def test_to_uint8_unit_range_keeps_shape():
     out = P.to_uint8(x, value_range=(0, 1))
     assert out.shape == (1, 1, 5, 1)
     assert out.ravel().tolist() == [0, 0, 128, 255, 255]
+
+
+def test_to_uint8_maps_huge_and_infinite_values_without_overflow():
+    # a diverged run's samples (the hostile-files test trains at lr 1e30): clipped, not overflowed
+    x = np.array([1e308, -1e308, np.inf, -np.inf, np.nan, 1.0, -1.0])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        assert P.to_uint8(x).tolist() == [255, 0, 255, 0, 0, 255, 0]
+        assert P.to_uint8(x, value_range=(0, 255)).tolist() == [255, 0, 255, 0, 0, 1, 0]
 
 
 def test_to_uint8_rejects_empty_range():
