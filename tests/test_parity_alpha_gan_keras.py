@@ -194,7 +194,7 @@ def test_same_networks(built):
     for d_layer, e_layer in zip(d_convs, e_convs):
         e_layer.set_weights(d_layer.get_weights())
     features = [keras_network.layers[-2].output for keras_network in (discriminator, encoder)]
-    d_features, e_features = (ks.keras.Model(network.inputs, output)(images, training=False).numpy()
+    d_features, e_features = (ks.keras.Model(network.inputs[0], output)(images, training=False).numpy()
                               for network, output in zip((discriminator, encoder), features))
     np.testing.assert_array_equal(d_features, e_features)
 
