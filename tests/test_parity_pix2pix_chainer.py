@@ -182,7 +182,7 @@ def test_bce_on_saturated_logits(question):
             torch_logits, torch.full_like(torch_logits, target))
         torch_loss.backward()
         assert np.isfinite(float(loss.array)) and float(loss.array) > 40     # (200 + 90 + ...) / 7
-        assert float(loss.array) == pytest.approx(float(torch_loss), rel=1e-6)
+        assert float(loss.array) == pytest.approx(torch_loss.item(), rel=1e-6)
         np.testing.assert_allclose(variable.grad, torch_logits.grad.numpy(), rtol=1e-6, atol=1e-9)
 
 
